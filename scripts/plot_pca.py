@@ -1,0 +1,24 @@
+"""Rule plot_pca: item embeddings of the chosen methods in 2-D PCA, coloured by category."""
+
+import polars as pl
+
+from mp2v4rec.embed import load_embeddings
+from mp2v4rec.io import script_logger
+from mp2v4rec.plots import plot_pca
+
+
+def main(smk):
+    script_logger(smk.log[0], "plot_pca")
+    vectors = {m: load_embeddings(smk.input[m])[1] for m in smk.params.methods}
+    categories = pl.read_parquet(smk.input.item_table)["category"].to_numpy()
+    plot_pca(
+        vectors,
+        categories,
+        smk.output[0],
+        max_items=smk.params.max_items,
+        seed=smk.params.seed,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

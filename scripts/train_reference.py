@@ -1,0 +1,24 @@
+"""Rule train_reference: popularity and random baselines in the embeddings contract."""
+
+import polars as pl
+
+from mp2v4rec.baselines.reference import popularity_embeddings, random_embeddings
+from mp2v4rec.embed import save_embeddings
+from mp2v4rec.io import count_rows, script_logger
+
+
+def main(smk):
+    log = script_logger(smk.log[0], "train_reference")
+    s = smk.params.settings
+    n_users = count_rows(smk.input.user_table)
+    n_items = count_rows(smk.input.item_table)
+    if s["kind"] == "popularity":
+        vectors = popularity_embeddings(pl.read_parquet(smk.input.train), n_users, n_items)
+    else:
+        vectors = random_embeddings(n_users, n_items, s["dim"], s["seed"])
+    save_embeddings(smk.output[0], *vectors)
+    log.info("%s baseline for %d users x %d items", s["kind"], n_users, n_items)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

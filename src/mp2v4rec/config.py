@@ -1,0 +1,167 @@
+"""Configuration: schema validation with defaults, and the method/variant/walk-set naming.
+
+A *variant* is a path wildcard that overrides a method's settings, ``default`` or
+``key~value_key~value`` (``metapath~UUV_sampling~weighted_seed~1``); a *walk set* names exactly
+the settings the walks depend on, so every training variant that shares walks shares the files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from mp2v4rec.graph import validate_metapath
+from mp2v4rec.io import InputError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# short wildcard key -> method setting (keys may not contain "_" or "~")
+VARIANT_KEYS = {
+    "metapath": "metapath",
+    "sampling": "sampling",
+    "length": "walk_length",
+    "pernode": "walks_per_node",
+    "start": "start",
+    "seed": "seed",
+    "dim": "dim",
+    "window": "window",
+    "negative": "negative",
+    "epochs": "epochs",
+    "alpha": "alpha",
+}
+WALK_KEYS = ["metapath", "sampling", "length", "pernode", "start", "seed"]
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in schema defaults before checking properties."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+_Validator = _with_defaults(jsonschema.Draft7Validator)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return (
+            f"config key {where}: unknown key(s) {extra}; allowed keys are {allowed}. "
+            "Fix the spelling or remove the key."
+        )
+    if error.validator == "enum":
+        return f"config key {where}: {error.instance!r} is not one of {error.validator_value}."
+    return f"config key {where}: {error.message}."
+
+
+def validate_config(
+    config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH
+) -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and check cross-references.
+
+    Raises InputError naming every offending key.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    # `if/then` branches report twice (the branch and the failed `allOf`): keep the precise ones
+    messages = list(dict.fromkeys(_describe(e) for e in errors if e.validator != "allOf"))
+    if messages:
+        raise InputError("invalid configuration:\n  " + "\n  ".join(messages))
+    _check_references(config)
+    return config
+
+
+def _check_references(config: Mapping[str, Any]) -> None:
+    for name, relations in config["metapaths"].items():
+        validate_metapath(list(relations), name=name)
+    for name, method in config["methods"].items():
+        if method["kind"] == "mp2v" and method["metapath"] not in config["metapaths"]:
+            raise InputError(
+                f"config key methods.{name}.metapath: {method['metapath']!r} is not defined; "
+                f"defined metapaths are {sorted(config['metapaths'])} (add it under metapaths)."
+            )
+    ks = config["evaluate"]["ks"]
+    if max(ks) > config["recommend"]["k"]:
+        raise InputError(
+            f"config key evaluate.ks: K={max(ks)} exceeds recommend.k={config['recommend']['k']}; "
+            "raise recommend.k or drop the larger K values."
+        )
+    for method in config["plots"]["pca_methods"]:
+        if method not in config["methods"]:
+            raise InputError(
+                f"config key plots.pca_methods: {method!r} is not a configured method "
+                f"({sorted(config['methods'])})."
+            )
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    return validate_config(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def parse_variant(variant: str) -> dict[str, str]:
+    """``'metapath~UUV_seed~1'`` -> ``{'metapath': 'UUV', 'seed': '1'}``; ``'default'`` -> {}."""
+    if variant == "default":
+        return {}
+    pairs = {}
+    for part in variant.split("_"):
+        key, sep, value = part.partition("~")
+        if not sep or key not in VARIANT_KEYS or not value:
+            raise InputError(
+                f"variant {variant!r}: {part!r} is not key~value with key in {sorted(VARIANT_KEYS)}"
+            )
+        pairs[key] = value
+    return pairs
+
+
+def format_variant(pairs: Mapping[str, Any]) -> str:
+    return "_".join(f"{k}~{v}" for k, v in pairs.items()) or "default"
+
+
+def method_settings(config: Mapping[str, Any], method: str, variant: str) -> dict[str, Any]:
+    """The method's settings with the variant's overrides applied, cast to the default's type."""
+    if method not in config["methods"]:
+        raise InputError(f"method {method!r} is not configured under methods")
+    settings = dict(config["methods"][method])
+    for key, value in parse_variant(variant).items():
+        name = VARIANT_KEYS[key]
+        if name not in settings:
+            raise InputError(f"variant {variant!r}: method {method!r} has no setting {name!r}")
+        settings[name] = type(settings[name])(value)
+    return settings
+
+
+def walkset_name(settings: Mapping[str, Any]) -> str:
+    """Name of the walk set an mp2v method's settings read (only walk-affecting keys)."""
+    return format_variant({k: settings[VARIANT_KEYS[k]] for k in WALK_KEYS})
+
+
+def walk_settings(config: Mapping[str, Any], walkset: str) -> dict[str, Any]:
+    """Settings of a walk set, with its metapath resolved to relations from the config."""
+    pairs = parse_variant(walkset)
+    if sorted(pairs) != sorted(WALK_KEYS):
+        raise InputError(f"walk set {walkset!r} must name exactly {WALK_KEYS}")
+    if pairs["metapath"] not in config["metapaths"]:
+        raise InputError(f"walk set {walkset!r}: metapath {pairs['metapath']!r} is not defined")
+    return {
+        "metapath": list(config["metapaths"][pairs["metapath"]]),
+        "sampling": pairs["sampling"],
+        "walk_length": int(pairs["length"]),
+        "walks_per_node": int(pairs["pernode"]),
+        "start": pairs["start"],
+        "seed": int(pairs["seed"]),
+    }

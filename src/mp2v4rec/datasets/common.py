@@ -1,0 +1,72 @@
+"""The prepared-dataset contract every dataset adapter returns and the preprocess stage writes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mp2v4rec.io import write_json, write_parquet
+
+INTERACTION_SCHEMA = {
+    "user": pl.Int32,
+    "item": pl.Int32,
+    "weight": pl.Float32,
+    "timestamp": pl.Int64,  # milliseconds since the epoch; null when the source has none
+}
+SOCIAL_SCHEMA = {"user": pl.Int32, "friend": pl.Int32}
+USER_SCHEMA = {"user": pl.Int32, "raw_id": pl.Int64, "evaluated": pl.Boolean}
+ITEM_SCHEMA = {
+    "item": pl.Int32,
+    "raw_id": pl.Int64,
+    "category": pl.Int32,  # first listed category, -1 when none
+    "categories": pl.List(pl.Int32),
+}
+
+
+@dataclass
+class Prepared:
+    """A dataset after preprocessing: dense int32 indices everywhere, raw ids kept aside."""
+
+    train: pl.DataFrame
+    valid: pl.DataFrame
+    test: pl.DataFrame
+    social: pl.DataFrame
+    users: pl.DataFrame
+    items: pl.DataFrame
+    stats: dict[str, Any]
+
+    def check(self) -> None:
+        """Assert the column contract (names and dtypes) of every table."""
+        tables = {
+            "train": (self.train, INTERACTION_SCHEMA),
+            "valid": (self.valid, INTERACTION_SCHEMA),
+            "test": (self.test, INTERACTION_SCHEMA),
+            "social": (self.social, SOCIAL_SCHEMA),
+            "users": (self.users, USER_SCHEMA),
+            "items": (self.items, ITEM_SCHEMA),
+        }
+        for name, (df, schema) in tables.items():
+            got = dict(df.schema)
+            if got != schema:
+                raise AssertionError(f"{name} table has schema {got}, expected {schema}")
+
+    def write(self, outdir: str | Path) -> None:
+        """Write the tables as ``{name}.parquet`` and the counts as ``stats.json``."""
+        self.check()
+        outdir = Path(outdir)
+        for name in ("train", "valid", "test", "social", "users", "items"):
+            write_parquet(getattr(self, name), outdir / f"{name}.parquet")
+        write_json(self.stats, outdir / "stats.json")
+
+
+def read_prepared(indir: str | Path) -> Prepared:
+    indir = Path(indir)
+    tables = {
+        name: pl.read_parquet(indir / f"{name}.parquet")
+        for name in ("train", "valid", "test", "social", "users", "items")
+    }
+    return Prepared(**tables, stats=json.loads((indir / "stats.json").read_text()))

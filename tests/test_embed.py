@@ -1,0 +1,93 @@
+"""Skip-gram training wrapper, corpora and the embeddings contract."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mp2v4rec.baselines.reference import popularity_embeddings, random_embeddings
+from mp2v4rec.embed import (
+    load_embeddings,
+    mean_item_vectors,
+    save_embeddings,
+    token_matrix,
+    train_skipgram,
+    write_sequences,
+)
+from mp2v4rec.io import InputError
+
+
+def interactions(rows):
+    return pl.DataFrame(
+        rows,
+        schema={"user": pl.Int32, "item": pl.Int32, "weight": pl.Float32, "timestamp": pl.Int64},
+        orient="row",
+    )
+
+
+def test_sequences_are_time_ordered_per_user(tmp_path):
+    train = interactions([(1, 5, 2.0, 30), (0, 2, 3.0, 20), (1, 3, 2.5, 10), (0, 7, 2.0, 10)])
+    path = tmp_path / "seq.txt"
+    assert write_sequences(train, path) == {"sequences": 2, "tokens": 4}
+    assert path.read_text().splitlines() == ["i7 i2", "i3 i5"]
+
+
+def test_token_matrix_places_vectors_and_zero_fills():
+    class KV:
+        vector_size = 2
+        key_to_index = {"u1": 0, "i0": 1, "u9": 2}
+        vectors = np.array([[1, 2], [3, 4], [5, 6]], dtype=np.float32)
+
+    users = token_matrix(KV, "u", 3)
+    np.testing.assert_array_equal(users, [[0, 0], [1, 2], [0, 0]])  # u9 is out of range
+    np.testing.assert_array_equal(token_matrix(KV, "i", 1), [[3, 4]])
+
+
+def test_mean_item_vectors():
+    items = np.array([[1, 0], [0, 1], [2, 2]], dtype=np.float32)
+    train = interactions([(0, 0, 1, 0), (0, 2, 1, 0), (2, 1, 1, 0)])
+    np.testing.assert_allclose(mean_item_vectors(items, train, 3), [[1.5, 1], [0, 0], [0, 1]])
+
+
+def write_corpus(path, n_lines=300, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n_lines):
+        group = rng.integers(2)  # two clusters of tokens that never co-occur
+        tokens = rng.integers(0, 10, size=8) + 10 * group
+        lines.append(" ".join(f"i{t}" for t in tokens))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_skipgram_is_reproducible_and_learns_cooccurrence(tmp_path):
+    corpus = tmp_path / "c.txt"
+    write_corpus(corpus)
+    kw = dict(dim=8, window=3, negative=5, epochs=20, alpha=0.025, min_alpha=1e-4, seed=3)
+    a = token_matrix(train_skipgram(corpus, **kw), "i", 20)
+    b = token_matrix(train_skipgram(corpus, **kw), "i", 20)
+    np.testing.assert_array_equal(a, b)  # one worker: bit-for-bit
+    unit = a / np.linalg.norm(a, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    same = np.mean([sims[i, j] for i in range(10) for j in range(10) if i != j])
+    cross = np.mean(sims[:10, 10:])
+    assert same > cross + 0.3
+
+
+def test_empty_corpus_is_refused(tmp_path):
+    corpus = tmp_path / "empty.txt"
+    corpus.write_text("")
+    with pytest.raises(InputError, match="empty"):
+        train_skipgram(
+            corpus, dim=4, window=2, negative=2, epochs=1, alpha=0.02, min_alpha=1e-4, seed=0
+        )
+
+
+def test_embeddings_round_trip_and_baselines(tmp_path):
+    train = interactions([(0, 1, 1, 0), (1, 1, 1, 0), (1, 2, 1, 0)])
+    users, items, score = popularity_embeddings(train, 2, 4)
+    np.testing.assert_array_equal(items[:, 0], [0, 2, 1, 0])
+    save_embeddings(tmp_path / "e.npz", users, items, score)
+    u, i, s = load_embeddings(tmp_path / "e.npz")
+    assert s == "dot" and u.dtype == np.float32 and i.shape == (4, 1)
+    r1, r2 = random_embeddings(5, 7, 4, seed=1), random_embeddings(5, 7, 4, seed=1)
+    np.testing.assert_array_equal(r1[1], r2[1])
+    assert not np.array_equal(r1[1], random_embeddings(5, 7, 4, seed=2)[1])

@@ -1,0 +1,113 @@
+# Helpers shared by the rules: config validation, wildcard constraints, params and targets.
+import re
+
+from mp2v4rec.config import (
+    method_settings,
+    validate_config,
+    walk_settings,
+    walkset_name,
+)
+from mp2v4rec.io import InputError
+
+try:
+    validate_config(config)
+except InputError as err:
+    raise WorkflowError(str(err)) from None
+
+DATASETS = config["datasets"]
+METHODS = config["methods"]
+R = "results/{dataset}"
+TRAIN_KEYS = ["dim", "window", "negative", "epochs", "alpha", "min_alpha", "seed"]
+
+
+def plain(value):
+    """Config values as builtins with sorted keys, so params compare stably across runs."""
+    if isinstance(value, dict):
+        return {k: plain(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
+def alternation(names):
+    """A wildcard constraint matching exactly these names (or nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+def datasets_with(**wanted):
+    return [
+        n for n, d in DATASETS.items() if all(d.get(k) == v for k, v in wanted.items())
+    ]
+
+
+def methods_of(kind):
+    return [m for m, s in METHODS.items() if s["kind"] == kind]
+
+
+def archive_path(wildcards):
+    if DATASETS[wildcards.dataset]["source"] == "synthetic":
+        return f"resources/{wildcards.dataset}/synthetic_KuaiRec.zip"
+    return f"resources/{wildcards.dataset}/KuaiRec.zip"
+
+
+def settings(wildcards):
+    return method_settings(config, wildcards.method, wildcards.variant)
+
+
+def train_params(wildcards):
+    s = settings(wildcards)
+    return plain({k: s[k] for k in TRAIN_KEYS if k in s})
+
+
+def walk_corpus(wildcards):
+    return f"{R}/walks/{walkset_name(settings(wildcards))}/corpus.txt".format(
+        **wildcards
+    )
+
+
+def walk_shards(wildcards):
+    n = config["walks"]["shards"]
+    return [f"{R}/walks/{{walkset}}/shard{i}.txt".format(**wildcards) for i in range(n)]
+
+
+def runs():
+    """(method, variant) pairs that `all` evaluates."""
+    return [(m, "default") for m in METHODS]
+
+
+def run_metrics(wildcards):
+    return [
+        f"{R}/metrics/{m}/{v}.tsv".format(dataset=wildcards.dataset) for m, v in runs()
+    ]
+
+
+def pca_inputs(wildcards):
+    return {
+        m: f"{R}/models/{m}/default/embeddings.npz".format(dataset=wildcards.dataset)
+        for m in config["plots"]["pca_methods"]
+    }
+
+
+def all_targets():
+    return expand(
+        [
+            f"{R}/tables/metrics.tsv",
+            f"{R}/figures/metrics_by_k.png",
+            f"{R}/figures/pca_embeddings.png",
+        ],
+        dataset=list(DATASETS),
+    )
+
+
+wildcard_constraints:
+    dataset=alternation(DATASETS),
+    method=alternation(METHODS),
+    variant=r"default|[a-z]+~[^_/]+(_[a-z]+~[^_/]+)*",
+    walkset=r"metapath~[^/]+",
+    shard=r"\d+",

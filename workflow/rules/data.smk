@@ -1,0 +1,55 @@
+# Obtaining and preprocessing datasets: download (verified) or synthesize, then the study's split.
+
+
+rule download_kuairec:
+    output:
+        "resources/{dataset}/KuaiRec.zip",
+    log:
+        "results/{dataset}/logs/download_kuairec.log",
+    benchmark:
+        "results/{dataset}/benchmarks/download_kuairec.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with(kind="kuairec", source="download")),
+    params:
+        download=lambda w: plain(DATASETS[w.dataset]["download"]),
+        archive=lambda w: DATASETS[w.dataset]["archive"],
+    script:
+        "../../scripts/download_kuairec.py"
+
+
+rule synthesize_kuairec:
+    output:
+        "resources/{dataset}/synthetic_KuaiRec.zip",
+    log:
+        "results/{dataset}/logs/synthesize_kuairec.log",
+    benchmark:
+        "results/{dataset}/benchmarks/synthesize_kuairec.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with(kind="kuairec", source="synthetic")),
+    params:
+        synthetic=lambda w: plain(DATASETS[w.dataset]["synthetic"]),
+    script:
+        "../../scripts/synthesize_kuairec.py"
+
+
+rule preprocess_kuairec:
+    input:
+        archive=archive_path,
+    output:
+        train=f"{R}/data/train.parquet",
+        valid=f"{R}/data/valid.parquet",
+        test=f"{R}/data/test.parquet",
+        social=f"{R}/data/social.parquet",
+        user_table=f"{R}/data/users.parquet",
+        item_table=f"{R}/data/items.parquet",
+        stats=f"{R}/data/stats.json",
+    log:
+        f"{R}/logs/preprocess_kuairec.log",
+    benchmark:
+        f"{R}/benchmarks/preprocess_kuairec.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with(kind="kuairec")),
+    params:
+        preprocess=lambda w: plain(DATASETS[w.dataset]["preprocess"]),
+    script:
+        "../../scripts/preprocess_kuairec.py"

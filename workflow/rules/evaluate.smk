@@ -1,0 +1,55 @@
+# Top-K recommendation for the evaluated users, accuracy metrics, and the summary table.
+
+
+rule recommend:
+    input:
+        embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        train=f"{R}/data/train.parquet",
+        user_table=f"{R}/data/users.parquet",
+    output:
+        f"{R}/recs/{{method}}/{{variant}}.parquet",
+    log:
+        f"{R}/logs/recommend/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/recommend/{{method}}/{{variant}}.tsv"
+    params:
+        k=config["recommend"]["k"],
+        mask_seen=config["recommend"]["mask_seen"],
+        chunk_size=config["recommend"]["chunk_size"],
+    script:
+        "../../scripts/recommend.py"
+
+
+rule evaluate:
+    input:
+        recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
+        valid=f"{R}/data/valid.parquet",
+        test=f"{R}/data/test.parquet",
+    output:
+        f"{R}/metrics/{{method}}/{{variant}}.tsv",
+    log:
+        f"{R}/logs/evaluate/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate/{{method}}/{{variant}}.tsv"
+    params:
+        ks=plain(config["evaluate"]["ks"]),
+        splits=plain(config["evaluate"]["splits"]),
+    script:
+        "../../scripts/evaluate.py"
+
+
+rule metrics_table:
+    input:
+        run_metrics,
+    output:
+        report(
+            f"{R}/tables/metrics.tsv",
+            caption="../report/metrics_table.rst",
+            category="Tables",
+        ),
+    log:
+        f"{R}/logs/metrics_table.log",
+    params:
+        runs=lambda w: [list(r) for r in runs()],
+    script:
+        "../../scripts/metrics_table.py"

@@ -1,0 +1,62 @@
+# Training: skip-gram on metapath walks (MP2V, R-MP2V), on watch sequences (W2V), and the
+# reference baselines. Every method writes the same embeddings contract.
+
+
+rule train_mp2v:
+    input:
+        corpus=walk_corpus,
+        user_table=f"{R}/data/users.parquet",
+        item_table=f"{R}/data/items.parquet",
+    output:
+        f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+    log:
+        f"{R}/logs/train/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{method}}/{{variant}}.tsv"
+    wildcard_constraints:
+        method=alternation(methods_of("mp2v")),
+    threads: config["train"]["threads"]
+    params:
+        train=train_params,
+    script:
+        "../../scripts/train_mp2v.py"
+
+
+rule train_w2v:
+    input:
+        corpus=f"{R}/sequences/corpus.txt",
+        train=f"{R}/data/train.parquet",
+        user_table=f"{R}/data/users.parquet",
+        item_table=f"{R}/data/items.parquet",
+    output:
+        f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+    log:
+        f"{R}/logs/train/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{method}}/{{variant}}.tsv"
+    wildcard_constraints:
+        method=alternation(methods_of("w2v")),
+    threads: config["train"]["threads"]
+    params:
+        train=train_params,
+    script:
+        "../../scripts/train_w2v.py"
+
+
+rule train_reference:
+    input:
+        train=f"{R}/data/train.parquet",
+        user_table=f"{R}/data/users.parquet",
+        item_table=f"{R}/data/items.parquet",
+    output:
+        f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+    log:
+        f"{R}/logs/train/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{method}}/{{variant}}.tsv"
+    wildcard_constraints:
+        method=alternation(methods_of("popularity") + methods_of("random")),
+    params:
+        settings=lambda w: plain(settings(w)),
+    script:
+        "../../scripts/train_reference.py"
