@@ -35,6 +35,17 @@ def plain(value):
     return value
 
 
+def scaled(per_input_mb, floor, per_attempt=True):
+    """A resource that grows with the job's input size (MB) and with each retry."""
+
+    def resource(wildcards, input, attempt):
+        return int(
+            max(floor, per_input_mb * input.size_mb) * (attempt if per_attempt else 1)
+        )
+
+    return resource
+
+
 def alternation(names):
     """A wildcard constraint matching exactly these names (or nothing)."""
     return "|".join(re.escape(n) for n in names) or "(?!x)x"

@@ -10,6 +10,9 @@ rule download_kuairec:
         "results/{dataset}/benchmarks/download_kuairec.tsv"
     wildcard_constraints:
         dataset=alternation(datasets_with(kind="kuairec", source="download")),
+    resources:
+        mem_mb=2000,
+        runtime=240,
     params:
         download=lambda w: plain(DATASETS[w.dataset]["download"]),
         archive=lambda w: DATASETS[w.dataset]["archive"],
@@ -26,6 +29,9 @@ rule synthesize_kuairec:
         "results/{dataset}/benchmarks/synthesize_kuairec.tsv"
     wildcard_constraints:
         dataset=alternation(datasets_with(kind="kuairec", source="synthetic")),
+    resources:
+        mem_mb=2000,
+        runtime=240,
     params:
         synthetic=lambda w: plain(DATASETS[w.dataset]["synthetic"]),
     script:
@@ -49,6 +55,9 @@ rule preprocess_kuairec:
         f"{R}/benchmarks/preprocess_kuairec.tsv"
     wildcard_constraints:
         dataset=alternation(datasets_with(kind="kuairec")),
+    resources:
+        mem_mb=scaled(12, 2000),
+        runtime=scaled(0.2, 10, per_attempt=False),
     params:
         preprocess=lambda w: plain(DATASETS[w.dataset]["preprocess"]),
     script:

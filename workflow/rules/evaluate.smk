@@ -12,6 +12,9 @@ rule recommend:
         f"{R}/logs/recommend/{{method}}/{{variant}}.log",
     benchmark:
         f"{R}/benchmarks/recommend/{{method}}/{{variant}}.tsv"
+    resources:
+        mem_mb=scaled(8, 2000),
+        runtime=scaled(0.2, 10, per_attempt=False),
     params:
         k=config["recommend"]["k"],
         mask_seen=config["recommend"]["mask_seen"],
@@ -31,6 +34,9 @@ rule evaluate:
         f"{R}/logs/evaluate/{{method}}/{{variant}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate/{{method}}/{{variant}}.tsv"
+    resources:
+        mem_mb=scaled(8, 1000),
+        runtime=scaled(0.1, 10, per_attempt=False),
     params:
         ks=plain(config["evaluate"]["ks"]),
         splits=plain(config["evaluate"]["splits"]),

@@ -16,6 +16,9 @@ rule train_mp2v:
     wildcard_constraints:
         method=alternation(methods_of("mp2v")),
     threads: config["train"]["threads"]
+    resources:
+        mem_mb=scaled(4, 2000),
+        runtime=scaled(1.0, 30, per_attempt=False),
     params:
         train=train_params,
     script:
@@ -37,6 +40,9 @@ rule train_w2v:
     wildcard_constraints:
         method=alternation(methods_of("w2v")),
     threads: config["train"]["threads"]
+    resources:
+        mem_mb=scaled(4, 2000),
+        runtime=scaled(2.0, 30, per_attempt=False),
     params:
         train=train_params,
     script:
@@ -56,6 +62,9 @@ rule train_reference:
         f"{R}/benchmarks/train/{{method}}/{{variant}}.tsv"
     wildcard_constraints:
         method=alternation(methods_of("popularity") + methods_of("random")),
+    resources:
+        mem_mb=scaled(4, 1000),
+        runtime=scaled(0.1, 10, per_attempt=False),
     params:
         settings=lambda w: plain(settings(w)),
     script:

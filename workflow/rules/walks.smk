@@ -13,6 +13,9 @@ rule build_graph:
         f"{R}/logs/build_graph.log",
     benchmark:
         f"{R}/benchmarks/build_graph.tsv"
+    resources:
+        mem_mb=scaled(8, 1000),
+        runtime=scaled(0.1, 10, per_attempt=False),
     params:
         symmetric_social=config["graph"]["symmetric_social"],
     script:
@@ -29,6 +32,9 @@ rule walk_shard:
     benchmark:
         f"{R}/benchmarks/walks/{{walkset}}/shard{{shard}}.tsv"
     threads: config["walks"]["threads"]
+    resources:
+        mem_mb=scaled(4, 1000),
+        runtime=scaled(0.1, 10, per_attempt=False),
     params:
         walk=lambda w: plain(walk_settings(config, w.walkset)),
         shard=lambda w: int(w.shard),
@@ -57,5 +63,8 @@ rule sequences:
         f"{R}/logs/sequences.log",
     benchmark:
         f"{R}/benchmarks/sequences.tsv"
+    resources:
+        mem_mb=scaled(8, 1000),
+        runtime=scaled(0.1, 10, per_attempt=False),
     script:
         "../../scripts/sequences.py"
