@@ -24,3 +24,8 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+rule search:
+    input:
+        expand(f"{R}/tables/search_best.tsv", dataset=list(DATASETS)),

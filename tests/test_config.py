@@ -61,7 +61,14 @@ def test_shipped_config_equals_schema_defaults_for_kuairec():
         (lambda c: c["methods"]["mp2v"].update(dim="big"), "methods.mp2v.dim"),
         (lambda c: c["methods"]["mp2v"].update(sampling="greedy"), "'greedy' is not one of"),
         (lambda c: c["datasets"]["d"].update(kind="movielens"), "datasets.d.kind"),
-        (lambda c: c["methods"]["mp2v"].update(metapath="UIU"), "methods.mp2v.metapath"),
+        (lambda c: c["methods"]["mp2v"].update(metapath="UIU"), "methods.mp2v: metapath 'UIU'"),
+        (lambda c: c.update(ablation={"grid": {"seed": []}}), "ablation.grid.seed"),
+        (lambda c: c.update(ablation={"grid": {"colour": [1]}}), "ablation.grid"),
+        (lambda c: c.update(ablation={"grid": {"dim": ["big"]}}), "config key ablation"),
+        (lambda c: c.update(ablation={"grid": {"metapath": ["X"]}}), "metapath 'X' is not"),
+        (lambda c: c.update(search={"method": "w2v", "grid": {"dim": [4]}}), "not an mp2v"),
+        (lambda c: c["methods"]["mp2v"].update(init="w2v", dim=8), "needs equal dims"),
+        (lambda c: c["methods"]["mp2v"].update(init="w2v", init_method="mp2v"), "init_method"),
         (lambda c: c.update(metapaths={"X": ["user_item", "user_item"]}), "metapaths.X"),
         (lambda c: c.update(metapaths={"X": ["user_item", "friend"]}), "metapaths.X.1"),
         (lambda c: c.update(evaluate={"ks": [10, 200]}), "evaluate.ks"),
@@ -91,10 +98,23 @@ def test_variant_round_trip_and_overrides():
         method_settings(config, "w2v", "metapath~UV")
 
 
+def test_grid_variants_expand_in_config_order():
+    from mp2v4rec.config import grid_variants
+
+    cells = grid_variants({"metapath": ["UV", "UUV"], "seed": [0, 1]})
+    assert cells == [
+        "metapath~UV_seed~0",
+        "metapath~UV_seed~1",
+        "metapath~UUV_seed~0",
+        "metapath~UUV_seed~1",
+    ]
+    assert grid_variants({}) == []
+
+
 def test_walkset_ignores_training_keys():
     config = validate_config(minimal())
     a = walkset_name(method_settings(config, "mp2v", "dim~8"))
-    b = walkset_name(method_settings(config, "mp2v", "window~2_epochs~9"))
+    b = walkset_name(method_settings(config, "mp2v", "window~2_epochs~9_init~w2v"))
     c = walkset_name(method_settings(config, "mp2v", "sampling~weighted"))
     assert a == b != c
     walk = walk_settings(config, a)

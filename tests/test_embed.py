@@ -62,8 +62,8 @@ def test_skipgram_is_reproducible_and_learns_cooccurrence(tmp_path):
     corpus = tmp_path / "c.txt"
     write_corpus(corpus)
     kw = dict(dim=8, window=3, negative=5, epochs=20, alpha=0.025, min_alpha=1e-4, seed=3)
-    a = token_matrix(train_skipgram(corpus, **kw), "i", 20)
-    b = token_matrix(train_skipgram(corpus, **kw), "i", 20)
+    a = token_matrix(train_skipgram(corpus, **kw)[0], "i", 20)
+    b = token_matrix(train_skipgram(corpus, **kw)[0], "i", 20)
     np.testing.assert_array_equal(a, b)  # one worker: bit-for-bit
     unit = a / np.linalg.norm(a, axis=1, keepdims=True)
     sims = unit @ unit.T
@@ -91,3 +91,50 @@ def test_embeddings_round_trip_and_baselines(tmp_path):
     r1, r2 = random_embeddings(5, 7, 4, seed=1), random_embeddings(5, 7, 4, seed=1)
     np.testing.assert_array_equal(r1[1], r2[1])
     assert not np.array_equal(r1[1], random_embeddings(5, 7, 4, seed=2)[1])
+
+
+def test_best_epoch_is_kept(tmp_path):
+    corpus = tmp_path / "c.txt"
+    write_corpus(corpus, n_lines=50)
+    snapshots, scores = [], iter([0.1, 0.5, 0.2])
+
+    def on_epoch(wv):
+        snapshots.append(wv.vectors.copy())
+        return next(scores)
+
+    wv, curve = train_skipgram(
+        corpus,
+        dim=4,
+        window=2,
+        negative=2,
+        epochs=3,
+        alpha=0.025,
+        min_alpha=1e-4,
+        seed=0,
+        on_epoch=on_epoch,
+    )
+    assert [row["valid"] for row in curve] == [0.1, 0.5, 0.2]
+    np.testing.assert_array_equal(wv.vectors, snapshots[1])
+    assert not np.array_equal(wv.vectors, snapshots[2])
+
+
+def test_fit_w2v_users_are_item_means(tmp_path):
+    from mp2v4rec.embed import fit_skipgram_method
+
+    train = interactions([(0, 0, 2, 1), (0, 1, 2, 2), (1, 2, 2, 1), (1, 3, 2, 2)])
+    valid = interactions([(0, 2, 2, 3)])
+    corpus = tmp_path / "seq.txt"
+    write_sequences(train, corpus)
+    params = dict(dim=4, window=2, negative=2, epochs=2, alpha=0.025, min_alpha=1e-4, seed=0)
+    users, items, curve = fit_skipgram_method(
+        corpus,
+        user_vectors_from="items",
+        train=train,
+        valid=valid,
+        n_users=2,
+        n_items=4,
+        params=params,
+        validation_k=2,
+    )
+    np.testing.assert_allclose(users[0], items[:2].mean(axis=0), rtol=1e-6)
+    assert curve.columns == ["epoch", "seconds", "valid"] and curve.height == 2

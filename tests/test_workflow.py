@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -100,3 +101,99 @@ def test_recommendations_never_contain_train_items(demo_run):
 def test_rerun_with_nothing_changed_runs_nothing(demo_run):
     out = snakemake(demo_run, "all", "-n", "--configfile", str(ROOT / "configs/test.yaml"))
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_ablation_table_has_every_cell(demo_run):
+    table = pl.read_csv(demo_run / "results/tiny/tables/ablation.tsv", separator="\t")
+    assert set(table["metapath"]) == {"UV", "UUV"}
+    assert set(table["n_seeds"]) == {2}
+    assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+    assert (demo_run / "results/tiny/figures/ablation.png").stat().st_size > 0
+
+
+def edited_plan(workdir, tmp_path, edit):
+    """Rules (with job counts) a dry run would execute after editing configs/test.yaml."""
+    config = yaml.safe_load((ROOT / "configs/test.yaml").read_text())
+    edit(config)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return planned_rules(workdir, "all", "--configfile", str(path))
+
+
+DOWNSTREAM_OF_TRAIN = {"recommend", "evaluate", "metrics_table", "plot_metrics_by_k", "all"}
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (  # embedding dim: retrain every mp2v run (default + 4 cells), no new walks
+            lambda c: c["methods"]["mp2v"].update(dim=8),
+            {
+                "train_mp2v": 5,
+                "recommend": 5,
+                "evaluate": 5,
+                "metrics_table": 1,
+                "plot_metrics_by_k": 1,
+                "plot_pca": 1,
+                "ablation_table": 1,
+                "all": 1,
+            },
+        ),
+        (  # walk length: 4 walk sets re-walked, neither preprocess nor graph
+            lambda c: c["methods"]["mp2v"].update(walk_length=6),
+            {
+                "walk_shard": 8,
+                "walk_corpus": 4,
+                "train_mp2v": 5,
+                "recommend": 5,
+                "evaluate": 5,
+                "metrics_table": 1,
+                "plot_metrics_by_k": 1,
+                "plot_pca": 1,
+                "ablation_table": 1,
+                "all": 1,
+            },
+        ),
+        (  # evaluated K: evaluation and what summarises it only
+            lambda c: c["evaluate"].update(ks=[1, 5, 10, 20, 40, 50]),
+            {
+                "evaluate": 9,
+                "metrics_table": 1,
+                "plot_metrics_by_k": 1,
+                "ablation_table": 1,
+                "all": 1,
+            },
+        ),
+        (  # a new seed: only the two new cells, plus the aggregates
+            lambda c: c["ablation"]["grid"].update(seed=[0, 1, 2]),
+            {
+                "walk_shard": 4,
+                "walk_corpus": 2,
+                "train_mp2v": 2,
+                "recommend": 2,
+                "evaluate": 2,
+                "metrics_table": 1,
+                "plot_metrics_by_k": 1,
+                "ablation_table": 1,
+                "all": 1,
+            },
+        ),
+    ],
+    ids=["dim", "walk_length", "ks", "new_seed"],
+)
+def test_config_edit_reruns_exactly_the_affected_jobs(demo_run, tmp_path, edit, expected):
+    assert edited_plan(demo_run, tmp_path, edit) == expected
+
+
+def test_search_selects_on_validation_and_reports_test(demo_run):
+    snakemake(demo_run, "search", "--cores", "2", "--configfile", str(ROOT / "configs/test.yaml"))
+    base = demo_run / "results/tiny"
+    import json
+
+    cells = pl.read_csv(base / "tables/search.tsv", separator="\t")
+    assert cells.height == 4 and cells["value"].is_sorted(descending=True)
+    best = json.loads((base / "search/best.json").read_text())
+    assert best["variant"] == cells["variant"][0]
+    assert best["selected_on"]["split"] == "valid"
+    report = pl.read_csv(base / "tables/search_best.tsv", separator="\t")
+    assert set(report["variant"]) == {best["variant"]} and "test" in set(report["split"])

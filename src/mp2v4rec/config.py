@@ -8,6 +8,7 @@ the settings the walks depend on, so every training variant that shares walks sh
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ VARIANT_KEYS = {
     "negative": "negative",
     "epochs": "epochs",
     "alpha": "alpha",
+    "init": "init",
 }
 WALK_KEYS = ["metapath", "sampling", "length", "pernode", "start", "seed"]
 
@@ -88,24 +90,65 @@ def validate_config(
 def _check_references(config: Mapping[str, Any]) -> None:
     for name, relations in config["metapaths"].items():
         validate_metapath(list(relations), name=name)
-    for name, method in config["methods"].items():
-        if method["kind"] == "mp2v" and method["metapath"] not in config["metapaths"]:
-            raise InputError(
-                f"config key methods.{name}.metapath: {method['metapath']!r} is not defined; "
-                f"defined metapaths are {sorted(config['metapaths'])} (add it under metapaths)."
-            )
     ks = config["evaluate"]["ks"]
     if max(ks) > config["recommend"]["k"]:
         raise InputError(
             f"config key evaluate.ks: K={max(ks)} exceeds recommend.k={config['recommend']['k']}; "
             "raise recommend.k or drop the larger K values."
         )
+    for section in ("ablation", "search"):
+        for variant in grid_variants(config[section]["grid"]):
+            _check_variant(config, section, config[section]["method"], variant)
+    for name in config["methods"]:
+        _check_variant(config, f"methods.{name}", name, "default")
     for method in config["plots"]["pca_methods"]:
         if method not in config["methods"]:
             raise InputError(
                 f"config key plots.pca_methods: {method!r} is not a configured method "
                 f"({sorted(config['methods'])})."
             )
+
+
+def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: str) -> None:
+    """A grid cell (or a method's defaults) must name valid settings and a usable init."""
+    try:
+        settings = method_settings(config, method, variant)
+    except (InputError, ValueError) as err:
+        raise InputError(f"config key {key}: {err}") from None
+    if settings["kind"] != "mp2v":
+        if variant != "default":
+            raise InputError(f"config key {key}.method: {method!r} is not an mp2v method")
+        return
+    if settings["metapath"] not in config["metapaths"]:
+        raise InputError(
+            f"config key {key}: metapath {settings['metapath']!r} is not defined; "
+            f"defined metapaths are {sorted(config['metapaths'])} (add it under metapaths)."
+        )
+    if settings["sampling"] not in ("uniform", "weighted"):
+        raise InputError(f"config key {key}: sampling must be uniform or weighted")
+    if settings["init"] == "w2v":
+        source = config["methods"].get(settings["init_method"], {})
+        if source.get("kind") != "w2v":
+            raise InputError(
+                f"config key {key}: init w2v needs init_method to name a w2v method, "
+                f"got {settings['init_method']!r}"
+            )
+        if source["dim"] != settings["dim"]:
+            raise InputError(
+                f"config key {key}: init w2v needs equal dims, but {method} has dim "
+                f"{settings['dim']} and {settings['init_method']} has dim {source['dim']}"
+            )
+
+
+def grid_variants(grid: Mapping[str, list]) -> list[str]:
+    """Every cell of a grid as a variant name, axes and values in config order."""
+    if not grid:
+        return []
+    axes = list(grid)
+    return [
+        format_variant(dict(zip(axes, values, strict=True)))
+        for values in itertools.product(*(grid[a] for a in axes))
+    ]
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -25,14 +27,25 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-class _EpochLogger(CallbackAny2Vec):
-    def __init__(self, log: logging.Logger | None):
-        self.log, self.epoch = log, 0
+class _EpochMonitor(CallbackAny2Vec):
+    """Logs each epoch and, given ``on_epoch``, scores it and keeps the best epoch's vectors."""
+
+    def __init__(self, log: logging.Logger | None, on_epoch: Callable | None):
+        self.log, self.on_epoch = log, on_epoch
+        self.epoch, self.curve = 0, []
+        self.best_score, self.best_vectors = -np.inf, None
+        self.started = time.perf_counter()
 
     def on_epoch_end(self, model):
         self.epoch += 1
+        row = {"epoch": self.epoch, "seconds": time.perf_counter() - self.started}
+        if self.on_epoch is not None:
+            row["valid"] = score = float(self.on_epoch(model.wv))
+            if score > self.best_score:
+                self.best_score, self.best_vectors = score, model.wv.vectors.copy()
+        self.curve.append(row)
         if self.log:
-            self.log.info("epoch %d/%d done", self.epoch, model.epochs)
+            self.log.info("epoch %d/%d done: %s", self.epoch, model.epochs, row)
 
 
 def train_skipgram(
@@ -48,10 +61,13 @@ def train_skipgram(
     workers: int = 1,
     log: logging.Logger | None = None,
     init: dict[str, np.ndarray] | None = None,
+    on_epoch: Callable | None = None,
 ):
-    """Train skip-gram with negative sampling on a LineSentence file; return its KeyedVectors.
+    """Train skip-gram with negative sampling on a LineSentence file.
 
     ``init`` optionally maps tokens to starting vectors, set after the vocabulary is built.
+    ``on_epoch(wv) -> score`` is called after every epoch; the vectors of the best-scoring
+    epoch are kept. Returns the KeyedVectors and the training curve (one dict per epoch).
     With ``workers > 1`` gensim's lock-free updates make the result vary slightly run to run.
     """
     if os.path.getsize(corpus_file) == 0:
@@ -71,6 +87,12 @@ def train_skipgram(
     )
     model.build_vocab(corpus_file=str(corpus_file))
     if init:
+        width = {np.shape(v) for v in init.values()}
+        if width != {(dim,)}:
+            raise InputError(
+                f"initial vectors have shape {sorted(width)} but the model has dim {dim}; "
+                "use the same dim for the method and its init_method"
+            )
         for token, vector in init.items():
             if token in model.wv.key_to_index:
                 model.wv.vectors[model.wv.key_to_index[token]] = vector
@@ -87,20 +109,46 @@ def train_skipgram(
         total_examples=model.corpus_count,
         total_words=model.corpus_total_words,
         epochs=epochs,
-        callbacks=[_EpochLogger(log)],
+        callbacks=[monitor := _EpochMonitor(log, on_epoch)],
     )
-    return model.wv
+    if monitor.best_vectors is not None:
+        model.wv.vectors[:] = monitor.best_vectors
+        if log:
+            log.info("kept epoch %d (valid %.4f)", _best_epoch(monitor.curve), monitor.best_score)
+    return model.wv, monitor.curve
 
 
-def token_matrix(wv, prefix: str, n: int) -> np.ndarray:
-    """Vectors of tokens ``{prefix}0 .. {prefix}{n-1}`` as float32 [n, dim]; zeros when absent."""
-    out = np.zeros((n, wv.vector_size), dtype=np.float32)
+def _best_epoch(curve: list[dict]) -> int:
+    return max(curve, key=lambda row: (row["valid"], -row["epoch"]))["epoch"]
+
+
+def token_rows(wv, prefix: str, n: int) -> np.ndarray:
+    """Row in ``wv.vectors`` of tokens ``{prefix}0 .. {prefix}{n-1}``; -1 when absent."""
+    rows = np.full(n, -1, dtype=np.int64)
     for token, row in wv.key_to_index.items():
         if token.startswith(prefix) and token[len(prefix) :].isdigit():
             index = int(token[len(prefix) :])
             if index < n:
-                out[index] = wv.vectors[row]
+                rows[index] = row
+    return rows
+
+
+def token_matrix(wv, prefix: str, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Vectors of tokens ``{prefix}0 .. {prefix}{n-1}`` as float32 [n, dim]; zeros when absent."""
+    rows = token_rows(wv, prefix, n) if rows is None else rows
+    out = np.zeros((n, wv.vector_size), dtype=np.float32)
+    present = rows >= 0
+    out[present] = wv.vectors[rows[present]]
     return out
+
+
+def init_vectors(user_vectors: np.ndarray, item_vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """Starting vectors by token from another model; zero (unknown) vectors are left out."""
+    init = {}
+    for prefix, vectors in (("u", user_vectors), ("i", item_vectors)):
+        for index in np.flatnonzero(np.abs(vectors).sum(axis=1) > 0):
+            init[f"{prefix}{index}"] = vectors[index]
+    return init
 
 
 def mean_item_vectors(item_vectors: np.ndarray, train: pl.DataFrame, n_users: int) -> np.ndarray:
@@ -144,3 +192,47 @@ def save_embeddings(
 def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
     data = load_npz(path)
     return data["user_vectors"], data["item_vectors"], str(data["score"])
+
+
+def fit_skipgram_method(
+    corpus_file: str | os.PathLike,
+    *,
+    user_vectors_from: str,
+    train: pl.DataFrame,
+    valid: pl.DataFrame | None,
+    n_users: int,
+    n_items: int,
+    params: dict,
+    validation_k: int = 100,
+    workers: int = 1,
+    init: dict[str, np.ndarray] | None = None,
+    log: logging.Logger | None = None,
+):
+    """Train MP2V (users from their own tokens) or W2V (users = mean of their train items).
+
+    With ``valid`` given, validation Recall@``validation_k`` is measured after every epoch and the
+    best epoch is kept. Returns user vectors, item vectors and the curve as a polars frame.
+    """
+    from mp2v4rec.validation import Validator
+
+    if user_vectors_from not in ("tokens", "items"):
+        raise ValueError("user_vectors_from must be 'tokens' or 'items'")
+    rows: dict[str, np.ndarray] = {}
+
+    def vectors(wv):
+        if not rows:
+            rows["u"], rows["i"] = token_rows(wv, "u", n_users), token_rows(wv, "i", n_items)
+        items = token_matrix(wv, "i", n_items, rows["i"])
+        if user_vectors_from == "items":
+            return mean_item_vectors(items, train, n_users), items
+        return token_matrix(wv, "u", n_users, rows["u"]), items
+
+    on_epoch = None
+    if valid is not None and valid.height:
+        validator = Validator(train, valid, n_users, n_items, k=validation_k)
+        on_epoch = lambda wv: validator(*vectors(wv), "cosine")  # noqa: E731
+    wv, curve = train_skipgram(
+        corpus_file, **params, workers=workers, log=log, init=init, on_epoch=on_epoch
+    )
+    users, items = vectors(wv)
+    return users, items, pl.DataFrame(curve)

@@ -106,3 +106,27 @@ def plot_pca(
         ax.set_ylabel("PC 2")
     axes[0][-1].legend(fontsize=7, markerscale=3, loc="best")
     _save(fig, path)
+
+
+def plot_ablation(
+    summary: pl.DataFrame,
+    path: str | os.PathLike,
+    *,
+    axes: list[str],
+    method: str,
+    split: str = "test",
+) -> None:
+    """One bar per grid cell (mean over seeds, std as error bar), one panel per metric@K."""
+    data = summary.filter(pl.col("split") == split)
+    panels = data.select("metric", "k").unique(maintain_order=True).rows()
+    fig, ax_row = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5), squeeze=False)
+    for i, (ax, (metric, k)) in enumerate(zip(ax_row[0], panels, strict=True)):
+        rows = data.filter((pl.col("metric") == metric) & (pl.col("k") == k))
+        labels = [" ".join(f"{a}={r[a]}" for a in axes) for r in rows.iter_rows(named=True)]
+        ax.barh(range(rows.height), rows["mean"], xerr=rows["std"], color="tab:blue", alpha=0.8)
+        ax.set_yticks(range(rows.height), labels if i == 0 else [], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{method} ablation: mean ± std over seeds")
+    _save(fig, path)

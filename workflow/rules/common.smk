@@ -2,6 +2,7 @@
 import re
 
 from mp2v4rec.config import (
+    grid_variants,
     method_settings,
     validate_config,
     walk_settings,
@@ -17,7 +18,18 @@ except InputError as err:
 DATASETS = config["datasets"]
 METHODS = config["methods"]
 R = "results/{dataset}"
-TRAIN_KEYS = ["dim", "window", "negative", "epochs", "alpha", "min_alpha", "seed"]
+TRAIN_KEYS = [
+    "dim",
+    "window",
+    "negative",
+    "epochs",
+    "alpha",
+    "min_alpha",
+    "seed",
+    "init",
+]
+ABLATION = config["ablation"]
+SEARCH = config["search"]
 
 
 def plain(value):
@@ -76,10 +88,15 @@ def train_params(wildcards):
     return plain({k: s[k] for k in TRAIN_KEYS if k in s})
 
 
-def walk_corpus(wildcards):
-    return f"{R}/walks/{walkset_name(settings(wildcards))}/corpus.txt".format(
-        **wildcards
-    )
+def mp2v_inputs(wildcards):
+    """The walk corpus of a run and, for init~w2v, the W2V model its vectors start from."""
+    s = settings(wildcards)
+    inputs = {"corpus": f"{R}/walks/{walkset_name(s)}/corpus.txt".format(**wildcards)}
+    if s["init"] == "w2v":
+        inputs["init"] = f"{R}/models/{s['init_method']}/default/embeddings.npz".format(
+            **wildcards
+        )
+    return inputs
 
 
 def walk_shards(wildcards):
@@ -88,14 +105,43 @@ def walk_shards(wildcards):
 
 
 def runs():
-    """(method, variant) pairs that `all` evaluates."""
-    return [(m, "default") for m in METHODS]
+    """(method, variant) pairs that `all` evaluates: every method, then the ablation cells."""
+    cells = grid_variants(ABLATION["grid"])
+    return [(m, "default") for m in METHODS] + [(ABLATION["method"], v) for v in cells]
+
+
+def metrics_paths(wildcards, pairs):
+    return [
+        f"{R}/metrics/{m}/{v}.tsv".format(dataset=wildcards.dataset) for m, v in pairs
+    ]
 
 
 def run_metrics(wildcards):
-    return [
-        f"{R}/metrics/{m}/{v}.tsv".format(dataset=wildcards.dataset) for m, v in runs()
-    ]
+    return metrics_paths(wildcards, runs())
+
+
+def ablation_metrics(wildcards):
+    method = ABLATION["method"]
+    return metrics_paths(
+        wildcards, [(method, v) for v in grid_variants(ABLATION["grid"])]
+    )
+
+
+def search_metrics(wildcards):
+    method = SEARCH["method"]
+    return metrics_paths(
+        wildcards, [(method, v) for v in grid_variants(SEARCH["grid"])]
+    )
+
+
+def search_winner_metrics(wildcards):
+    """Test metrics of the cell chosen on validation (known once search_select has run)."""
+    import json
+
+    best = checkpoints.search_select.get(**wildcards).output.best
+    with open(best) as f:
+        winner = json.load(f)
+    return f"{R}/metrics/{winner['method']}/{winner['variant']}.tsv".format(**wildcards)
 
 
 def pca_inputs(wildcards):
@@ -106,14 +152,14 @@ def pca_inputs(wildcards):
 
 
 def all_targets():
-    return expand(
-        [
-            f"{R}/tables/metrics.tsv",
-            f"{R}/figures/metrics_by_k.png",
-            f"{R}/figures/pca_embeddings.png",
-        ],
-        dataset=list(DATASETS),
-    )
+    targets = [
+        f"{R}/tables/metrics.tsv",
+        f"{R}/figures/metrics_by_k.png",
+        f"{R}/figures/pca_embeddings.png",
+    ]
+    if ABLATION["grid"]:
+        targets += [f"{R}/tables/ablation.tsv", f"{R}/figures/ablation.png"]
+    return expand(targets, dataset=list(DATASETS))
 
 
 wildcard_constraints:

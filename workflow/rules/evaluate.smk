@@ -59,3 +59,58 @@ rule metrics_table:
         runs=lambda w: [list(r) for r in runs()],
     script:
         "../../scripts/metrics_table.py"
+
+
+rule ablation_table:
+    input:
+        ablation_metrics,
+    output:
+        table=report(
+            f"{R}/tables/ablation.tsv",
+            caption="../report/ablation.rst",
+            category="Tables",
+        ),
+        figure=report(
+            f"{R}/figures/ablation.png",
+            caption="../report/ablation.rst",
+            category="Figures",
+        ),
+    log:
+        f"{R}/logs/ablation_table.log",
+    params:
+        variants=lambda w: grid_variants(ABLATION["grid"]),
+        axes=list(ABLATION["grid"]),
+        metrics=plain(ABLATION["metrics"]),
+        ks=plain(ABLATION["ks"]),
+        method=ABLATION["method"],
+    script:
+        "../../scripts/ablation_table.py"
+
+
+checkpoint search_select:
+    input:
+        search_metrics,
+    output:
+        table=f"{R}/tables/search.tsv",
+        best=f"{R}/search/best.json",
+    log:
+        f"{R}/logs/search_select.log",
+    params:
+        variants=lambda w: grid_variants(SEARCH["grid"]),
+        method=SEARCH["method"],
+        metric=SEARCH["metric"],
+        k=SEARCH["k"],
+    script:
+        "../../scripts/search_select.py"
+
+
+rule search_report:
+    input:
+        best=f"{R}/search/best.json",
+        metrics=search_winner_metrics,
+    output:
+        f"{R}/tables/search_best.tsv",
+    log:
+        f"{R}/logs/search_report.log",
+    script:
+        "../../scripts/search_report.py"

@@ -4,11 +4,14 @@
 
 rule train_mp2v:
     input:
-        corpus=walk_corpus,
+        unpack(mp2v_inputs),
+        train=f"{R}/data/train.parquet",
+        valid=f"{R}/data/valid.parquet",
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
-        f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        curve=f"{R}/models/{{method}}/{{variant}}/curve.tsv",
     log:
         f"{R}/logs/train/{{method}}/{{variant}}.log",
     benchmark:
@@ -21,18 +24,22 @@ rule train_mp2v:
         runtime=scaled(1.0, 30, per_attempt=False),
     params:
         train=train_params,
+        kind=lambda w: METHODS[w.method]["kind"],
+        validation=plain(config["train"]["validation"]),
     script:
-        "../../scripts/train_mp2v.py"
+        "../../scripts/train_skipgram.py"
 
 
 rule train_w2v:
     input:
         corpus=f"{R}/sequences/corpus.txt",
         train=f"{R}/data/train.parquet",
+        valid=f"{R}/data/valid.parquet",
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
-        f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        curve=f"{R}/models/{{method}}/{{variant}}/curve.tsv",
     log:
         f"{R}/logs/train/{{method}}/{{variant}}.log",
     benchmark:
@@ -45,8 +52,10 @@ rule train_w2v:
         runtime=scaled(2.0, 30, per_attempt=False),
     params:
         train=train_params,
+        kind=lambda w: METHODS[w.method]["kind"],
+        validation=plain(config["train"]["validation"]),
     script:
-        "../../scripts/train_w2v.py"
+        "../../scripts/train_skipgram.py"
 
 
 rule train_reference:
