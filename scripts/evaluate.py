@@ -1,21 +1,36 @@
-"""Rule evaluate: accuracy at each K on the validation and test splits."""
+"""Rule evaluate: accuracy and beyond-accuracy per split and activity cohort, with CIs."""
 
 import polars as pl
 
-from mp2v4rec.io import script_logger, write_tsv
-from mp2v4rec.metrics import accuracy_metrics
+from mp2v4rec.embed import load_embeddings
+from mp2v4rec.evaluation import evaluate_run
+from mp2v4rec.io import script_logger, write_parquet, write_tsv
 
 
 def main(smk):
     log = script_logger(smk.log[0], "evaluate")
-    recs = pl.read_parquet(smk.input.recs)
-    tables = []
-    for split in smk.params.splits:
-        table = accuracy_metrics(recs, pl.read_parquet(smk.input[split]), smk.params.ks)
-        tables.append(table.with_columns(pl.lit(split).alias("split")))
-        log.info("%s: %s", split, table.filter(pl.col("k") == max(smk.params.ks)).rows())
-    result = pl.concat(tables).select("split", "metric", "k", "value", "n_users")
-    write_tsv(result, smk.output[0])
+    p = smk.params
+    item_vectors = reference = None
+    if "embeddings" in smk.input.keys():
+        item_vectors = load_embeddings(smk.input.embeddings)[1]
+    if "reference" in smk.input.keys():
+        reference = load_embeddings(smk.input.reference)[1]
+    table, per_user = evaluate_run(
+        pl.read_parquet(smk.input.recs),
+        {split: pl.read_parquet(smk.input[split]) for split in p.splits},
+        pl.read_parquet(smk.input.train),
+        pl.read_parquet(smk.input.item_table),
+        p.ks,
+        item_vectors=item_vectors,
+        reference_vectors=reference,
+        per_user_ks=p.per_user_ks,
+        n_boot=p.bootstrap,
+        seed=p.seed,
+    )
+    headline = table.filter((pl.col("cohort") == "all") & (pl.col("k") == max(p.ks)))
+    log.info("at K=%d:\n%s", max(p.ks), headline)
+    write_tsv(table, smk.output.metrics)
+    write_parquet(per_user, smk.output.per_user)
 
 
 if __name__ == "__main__":

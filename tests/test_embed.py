@@ -113,7 +113,7 @@ def test_best_epoch_is_kept(tmp_path):
         seed=0,
         on_epoch=on_epoch,
     )
-    assert [row["valid"] for row in curve] == [0.1, 0.5, 0.2]
+    assert [row["valid_recall"] for row in curve] == [0.1, 0.5, 0.2]
     np.testing.assert_array_equal(wv.vectors, snapshots[1])
     assert not np.array_equal(wv.vectors, snapshots[2])
 
@@ -137,4 +137,4 @@ def test_fit_w2v_users_are_item_means(tmp_path):
         validation_k=2,
     )
     np.testing.assert_allclose(users[0], items[:2].mean(axis=0), rtol=1e-6)
-    assert curve.columns == ["epoch", "seconds", "valid"] and curve.height == 2
+    assert curve.columns == ["epoch", "seconds", "valid_recall"] and curve.height == 2

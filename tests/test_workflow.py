@@ -47,7 +47,9 @@ def test_kuairec_dag_builds(tmp_path):
     assert rules["download_kuairec"] == 1
     assert rules["walk_shard"] == 4  # two walk sets (uniform, weighted) x two shards
     assert rules["train_mp2v"] == 2 and rules["train_w2v"] == 1 and rules["train_reference"] == 2
-    assert rules["evaluate"] == 5 and "synthesize_kuairec" not in rules
+    assert rules["train_ultragcn"] == rules["train_ials"] == rules["recommend_userknn"] == 1
+    assert rules["recommend"] == 7 and rules["evaluate"] == 8
+    assert "synthesize_kuairec" not in rules
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +72,32 @@ def test_pipeline_writes_every_output(demo_run):
     assert not list(base.glob("walks/*/shard*.txt")), "walk shards are temporary"
     assert not list(demo_run.rglob(".*.tmp*")), "no temporary files left behind"
     table = pl.read_csv(base / "tables/metrics.tsv", separator="\t")
-    assert set(table["method"]) == {"w2v", "mp2v", "rmp2v", "popularity", "random"}
+    assert set(table["method"]) == {
+        "w2v",
+        "mp2v",
+        "rmp2v",
+        "ultragcn",
+        "ials",
+        "userknn",
+        "popularity",
+        "random",
+    }
     assert set(table["split"]) == {"valid", "test"}
-    assert set(table["metric"]) == {"recall", "ndcg", "precision", "hitrate"}
+    assert set(table["metric"]) == {
+        "recall",
+        "ndcg",
+        "precision",
+        "hitrate",
+        "coverage",
+        "gini",
+        "novelty",
+        "new_share",
+        "ild",
+        "ild_reference",
+        "category_diversity",
+    }
+    assert set(table["cohort"]) == {"all", "low", "medium", "high"}
+    assert (table["ci_low"] <= table["value"] + 1e-12).all()
 
 
 def test_metapath_models_beat_reference_baselines(demo_run):
@@ -116,11 +141,18 @@ def edited_plan(workdir, tmp_path, edit):
     config = yaml.safe_load((ROOT / "configs/test.yaml").read_text())
     edit(config)
     path = tmp_path / "edited.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # keep the config order
     return planned_rules(workdir, "all", "--configfile", str(path))
 
 
-DOWNSTREAM_OF_TRAIN = {"recommend", "evaluate", "metrics_table", "plot_metrics_by_k", "all"}
+SUMMARIES = {
+    "metrics_table": 1,
+    "summary_table": 1,
+    "ablation_table": 1,
+    "plot_metrics_by_k": 1,
+    "plot_beyond_accuracy": 1,
+    "all": 1,
+}
 
 
 @pytest.mark.parametrize(
@@ -132,11 +164,9 @@ DOWNSTREAM_OF_TRAIN = {"recommend", "evaluate", "metrics_table", "plot_metrics_b
                 "train_mp2v": 5,
                 "recommend": 5,
                 "evaluate": 5,
-                "metrics_table": 1,
-                "plot_metrics_by_k": 1,
                 "plot_pca": 1,
-                "ablation_table": 1,
-                "all": 1,
+                "plot_training_curves": 1,
+                **SUMMARIES,
             },
         ),
         (  # walk length: 4 walk sets re-walked, neither preprocess nor graph
@@ -147,24 +177,16 @@ DOWNSTREAM_OF_TRAIN = {"recommend", "evaluate", "metrics_table", "plot_metrics_b
                 "train_mp2v": 5,
                 "recommend": 5,
                 "evaluate": 5,
-                "metrics_table": 1,
-                "plot_metrics_by_k": 1,
                 "plot_pca": 1,
-                "ablation_table": 1,
-                "all": 1,
+                "plot_training_curves": 1,
+                **SUMMARIES,
             },
         ),
         (  # evaluated K: evaluation and what summarises it only
             lambda c: c["evaluate"].update(ks=[1, 5, 10, 20, 40, 50]),
-            {
-                "evaluate": 9,
-                "metrics_table": 1,
-                "plot_metrics_by_k": 1,
-                "ablation_table": 1,
-                "all": 1,
-            },
+            {"evaluate": 12, **SUMMARIES},
         ),
-        (  # a new seed: only the two new cells, plus the aggregates
+        (  # a new seed: only the two new cells, plus the summaries that list every run
             lambda c: c["ablation"]["grid"].update(seed=[0, 1, 2]),
             {
                 "walk_shard": 4,
@@ -172,10 +194,7 @@ DOWNSTREAM_OF_TRAIN = {"recommend", "evaluate", "metrics_table", "plot_metrics_b
                 "train_mp2v": 2,
                 "recommend": 2,
                 "evaluate": 2,
-                "metrics_table": 1,
-                "plot_metrics_by_k": 1,
-                "ablation_table": 1,
-                "all": 1,
+                **{k: v for k, v in SUMMARIES.items() if k != "summary_table"},
             },
         ),
     ],

@@ -10,10 +10,12 @@ from mp2v4rec.config import parse_variant
 
 
 def cell_metrics(tables: list[pl.DataFrame], variants: list[str], axes: list[str]) -> pl.DataFrame:
-    """Stack per-variant metric tables, with one column per grid axis parsed from the name."""
+    """Stack per-variant metric tables (all users), one column per grid axis from the name."""
     frames = []
     for table, variant in zip(tables, variants, strict=True):
         pairs = parse_variant(variant)
+        if "cohort" in table.columns:
+            table = table.filter(pl.col("cohort") == "all")
         frames.append(
             table.with_columns(
                 pl.lit(variant).alias("variant"),

@@ -96,6 +96,17 @@ def _check_references(config: Mapping[str, Any]) -> None:
             f"config key evaluate.ks: K={max(ks)} exceeds recommend.k={config['recommend']['k']}; "
             "raise recommend.k or drop the larger K values."
         )
+    if not set(config["evaluate"]["per_user_ks"]) <= set(ks):
+        raise InputError(
+            f"config key evaluate.per_user_ks: {config['evaluate']['per_user_ks']} must be a "
+            f"subset of evaluate.ks {ks}."
+        )
+    reference = config["evaluate"]["reference_method"]
+    if reference is not None and reference not in config["methods"]:
+        raise InputError(
+            f"config key evaluate.reference_method: {reference!r} is not a configured method "
+            f"({sorted(config['methods'])}); name one with item vectors, or null."
+        )
     for section in ("ablation", "search"):
         for variant in grid_variants(config[section]["grid"]):
             _check_variant(config, section, config[section]["method"], variant)

@@ -40,7 +40,7 @@ class _EpochMonitor(CallbackAny2Vec):
         self.epoch += 1
         row = {"epoch": self.epoch, "seconds": time.perf_counter() - self.started}
         if self.on_epoch is not None:
-            row["valid"] = score = float(self.on_epoch(model.wv))
+            row["valid_recall"] = score = float(self.on_epoch(model.wv))
             if score > self.best_score:
                 self.best_score, self.best_vectors = score, model.wv.vectors.copy()
         self.curve.append(row)
@@ -119,7 +119,7 @@ def train_skipgram(
 
 
 def _best_epoch(curve: list[dict]) -> int:
-    return max(curve, key=lambda row: (row["valid"], -row["epoch"]))["epoch"]
+    return max(curve, key=lambda row: (row["valid_recall"], -row["epoch"]))["epoch"]
 
 
 def token_rows(wv, prefix: str, n: int) -> np.ndarray:
@@ -229,7 +229,7 @@ def fit_skipgram_method(
 
     on_epoch = None
     if valid is not None and valid.height:
-        validator = Validator(train, valid, n_users, n_items, k=validation_k)
+        validator = Validator.from_train(train, valid, n_users, n_items, k=validation_k)
         on_epoch = lambda wv: validator(*vectors(wv), "cosine")  # noqa: E731
     wv, curve = train_skipgram(
         corpus_file, **params, workers=workers, log=log, init=init, on_epoch=on_epoch

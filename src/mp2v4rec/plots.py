@@ -35,7 +35,7 @@ def plot_metrics_by_k(
     metrics: tuple[str, ...] = ("recall", "ndcg"),
 ) -> None:
     """One panel per metric, one line per method/variant, value against K."""
-    data = table.filter(pl.col("split") == split).sort("k")
+    data = table.filter((pl.col("split") == split) & (pl.col("cohort") == "all")).sort("k")
     runs = data.select("method", "variant").unique(maintain_order=True).rows()
     palette = sns.color_palette("tab10", n_colors=max(len(runs), 1))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
@@ -129,4 +129,129 @@ def plot_ablation(
         ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{method} ablation: mean ± std over seeds")
+    _save(fig, path)
+
+
+def plot_distributions(
+    per_user: dict[str, pl.DataFrame],
+    path: str | os.PathLike,
+    *,
+    metric: str,
+    k: int,
+    xlabel: str,
+    split: str = "test",
+    discrete: bool = False,
+) -> None:
+    """Per-user distribution of one measure, one histogram outline per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    palette = sns.color_palette("tab10", n_colors=max(len(per_user), 1))
+    drawn = False
+    for color, (run, frame) in zip(palette, per_user.items(), strict=False):
+        values = (
+            frame.filter(
+                (pl.col("split") == split) & (pl.col("metric") == metric) & (pl.col("k") == k)
+            )["value"]
+            .drop_nans()
+            .to_numpy()
+        )
+        if values.size == 0:
+            continue
+        if discrete:
+            bins = np.arange(values.min() - 0.5, values.max() + 1.5)
+        else:
+            bins = 30
+        ax.hist(
+            values,
+            bins=bins,
+            histtype="step",
+            lw=1.6,
+            color=color,
+            density=True,
+            label=f"{run} (mean {values.mean():.3g})",
+        )
+        drawn = True
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of users")
+    ax.set_title(f"{xlabel}, top-{k}, {split} users")
+    if drawn:
+        ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_lorenz(curves: dict[str, pl.DataFrame], path: str | os.PathLike, *, k: int) -> None:
+    """Lorenz curves of recommendation counts over the catalogue, with each run's Gini."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    palette = sns.color_palette("tab10", n_colors=max(len(curves), 1))
+    for color, (run, curve) in zip(palette, curves.items(), strict=False):
+        x, y = curve["item_share"].to_numpy(), curve["rec_share"].to_numpy()
+        step = max(1, x.size // 2000)  # thin a large catalogue's curve
+        gini = 1 - 2 * np.trapezoid(y, x)
+        ax.plot(x[::step], y[::step], color=color, label=f"{run} (Gini {gini:.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="equal exposure")
+    ax.set_xlabel("cumulative share of items (least recommended first)")
+    ax.set_ylabel("cumulative share of recommendations")
+    ax.set_title(f"Popularity concentration of top-{k} lists")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_cohorts(
+    table: pl.DataFrame,
+    path: str | os.PathLike,
+    *,
+    ks: list[int],
+    split: str = "test",
+    metrics: tuple[str, ...] = ("recall", "ndcg"),
+) -> None:
+    """Metric@K per train-activity cohort (low/medium/high), grouped bars per run, 95 % CI."""
+    data = table.filter(
+        (pl.col("split") == split) & (pl.col("cohort") != "all") & (pl.col("variant") == "default")
+    )
+    cohorts = ["low", "medium", "high"]
+    runs = data["method"].unique(maintain_order=True).to_list()
+    panels = [(m, k) for m in metrics for k in ks]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), squeeze=False)
+    width = 0.8 / max(len(runs), 1)
+    palette = sns.color_palette("tab10", n_colors=max(len(runs), 1))
+    for ax, (metric, k) in zip(axes[0], panels, strict=True):
+        for j, (run, color) in enumerate(zip(runs, palette, strict=False)):
+            rows = data.filter(
+                (pl.col("method") == run) & (pl.col("metric") == metric) & (pl.col("k") == k)
+            )
+            by = {r["cohort"]: r for r in rows.iter_rows(named=True)}
+            mean = np.array([by[c]["value"] if c in by else np.nan for c in cohorts])
+            low = np.array([by[c]["ci_low"] if c in by else np.nan for c in cohorts])
+            high = np.array([by[c]["ci_high"] if c in by else np.nan for c in cohorts])
+            ax.bar(
+                np.arange(3) + j * width,
+                mean,
+                width,
+                color=color,
+                label=run,
+                yerr=[mean - low, high - mean],
+                capsize=2,
+            )
+        ax.set_xticks(np.arange(3) + width * (len(runs) - 1) / 2, cohorts)
+        ax.set_xlabel("train activity cohort")
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
+    axes[0][0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_training_curves(curves: dict[str, pl.DataFrame], path: str | os.PathLike, *, k: int):
+    """Validation Recall@K after every epoch (iteration) of each trained method."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    palette = sns.color_palette("tab10", n_colors=max(len(curves), 1))
+    for color, (run, curve) in zip(palette, curves.items(), strict=False):
+        if "valid_recall" not in curve.columns or curve.is_empty():
+            continue
+        y = curve["valid_recall"].to_numpy()
+        best = int(np.nanargmax(y)) if np.isfinite(y).any() else None
+        ax.plot(curve["epoch"], y, marker="o", ms=2.5, color=color, label=run)
+        if best is not None:
+            ax.scatter([curve["epoch"][best]], [y[best]], s=60, facecolor="none", edgecolor=color)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation Recall@{k}")
+    ax.set_title("Training curves (circle: the kept epoch)")
+    ax.legend(fontsize=7)
     _save(fig, path)

@@ -107,7 +107,32 @@ def walk_shards(wildcards):
 def runs():
     """(method, variant) pairs that `all` evaluates: every method, then the ablation cells."""
     cells = grid_variants(ABLATION["grid"])
-    return [(m, "default") for m in METHODS] + [(ABLATION["method"], v) for v in cells]
+    return default_runs() + [(ABLATION["method"], v) for v in cells]
+
+
+def default_runs():
+    return [(m, "default") for m in METHODS]
+
+
+def baseline_methods():
+    """Methods a paired test compares against: everything but metapath2vec."""
+    return [m for m, s in METHODS.items() if s["kind"] != "mp2v"]
+
+
+def trained_methods():
+    """Methods with a per-epoch validation curve."""
+    return [
+        m
+        for m, s in METHODS.items()
+        if s["kind"] in ("mp2v", "w2v", "ultragcn", "ials")
+    ]
+
+
+def per_user_paths(wildcards, pairs):
+    return [
+        f"{R}/metrics/{m}/{v}.per_user.parquet".format(dataset=wildcards.dataset)
+        for m, v in pairs
+    ]
 
 
 def metrics_paths(wildcards, pairs):
@@ -144,6 +169,25 @@ def search_winner_metrics(wildcards):
     return f"{R}/metrics/{winner['method']}/{winner['variant']}.tsv".format(**wildcards)
 
 
+def has_embeddings(method):
+    return METHODS[method]["kind"] != "userknn"
+
+
+def evaluate_inputs(wildcards):
+    """The run's own item vectors and the shared reference space, where they exist."""
+    inputs = {}
+    if has_embeddings(wildcards.method):
+        inputs["embeddings"] = (
+            f"{R}/models/{{method}}/{{variant}}/embeddings.npz".format(**wildcards)
+        )
+    reference = config["evaluate"]["reference_method"]
+    if reference is not None and has_embeddings(reference):
+        inputs["reference"] = f"{R}/models/{reference}/default/embeddings.npz".format(
+            **wildcards
+        )
+    return inputs
+
+
 def pca_inputs(wildcards):
     return {
         m: f"{R}/models/{m}/default/embeddings.npz".format(dataset=wildcards.dataset)
@@ -154,8 +198,11 @@ def pca_inputs(wildcards):
 def all_targets():
     targets = [
         f"{R}/tables/metrics.tsv",
+        f"{R}/tables/summary.tsv",
         f"{R}/figures/metrics_by_k.png",
         f"{R}/figures/pca_embeddings.png",
+        f"{R}/figures/diversity_histogram.png",
+        f"{R}/figures/training_curves.png",
     ]
     if ABLATION["grid"]:
         targets += [f"{R}/tables/ablation.tsv", f"{R}/figures/ablation.png"]

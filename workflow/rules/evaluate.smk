@@ -12,6 +12,8 @@ rule recommend:
         f"{R}/logs/recommend/{{method}}/{{variant}}.log",
     benchmark:
         f"{R}/benchmarks/recommend/{{method}}/{{variant}}.tsv"
+    wildcard_constraints:
+        method=alternation([m for m in METHODS if METHODS[m]["kind"] != "userknn"]),
     resources:
         mem_mb=scaled(8, 2000),
         runtime=scaled(0.2, 10, per_attempt=False),
@@ -25,11 +27,15 @@ rule recommend:
 
 rule evaluate:
     input:
+        unpack(evaluate_inputs),
         recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
         valid=f"{R}/data/valid.parquet",
         test=f"{R}/data/test.parquet",
+        train=f"{R}/data/train.parquet",
+        item_table=f"{R}/data/items.parquet",
     output:
-        f"{R}/metrics/{{method}}/{{variant}}.tsv",
+        metrics=f"{R}/metrics/{{method}}/{{variant}}.tsv",
+        per_user=f"{R}/metrics/{{method}}/{{variant}}.per_user.parquet",
     log:
         f"{R}/logs/evaluate/{{method}}/{{variant}}.log",
     benchmark:
@@ -40,6 +46,9 @@ rule evaluate:
     params:
         ks=plain(config["evaluate"]["ks"]),
         splits=plain(config["evaluate"]["splits"]),
+        per_user_ks=plain(config["evaluate"]["per_user_ks"]),
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["evaluate"]["seed"],
     script:
         "../../scripts/evaluate.py"
 
@@ -114,3 +123,25 @@ rule search_report:
         f"{R}/logs/search_report.log",
     script:
         "../../scripts/search_report.py"
+
+
+rule summary_table:
+    input:
+        metrics=lambda w: metrics_paths(w, default_runs()),
+        per_user=lambda w: per_user_paths(w, default_runs()),
+    output:
+        report(
+            f"{R}/tables/summary.tsv",
+            caption="../report/summary_table.rst",
+            category="Tables",
+        ),
+    log:
+        f"{R}/logs/summary_table.log",
+    params:
+        runs=lambda w: [m for m, _ in default_runs()],
+        baselines=lambda w: baseline_methods(),
+        ks=plain(config["evaluate"]["per_user_ks"]),
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["evaluate"]["seed"],
+    script:
+        "../../scripts/summary_table.py"

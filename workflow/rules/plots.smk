@@ -40,3 +40,63 @@ rule plot_pca:
         seed=config["plots"]["seed"],
     script:
         "../../scripts/plot_pca.py"
+
+
+rule plot_beyond_accuracy:
+    input:
+        table=f"{R}/tables/metrics.tsv",
+        per_user=lambda w: per_user_paths(w, default_runs()),
+        recs=lambda w: [
+            f"{R}/recs/{m}/{v}.parquet".format(**w) for m, v in default_runs()
+        ],
+        item_table=f"{R}/data/items.parquet",
+    output:
+        diversity=report(
+            f"{R}/figures/diversity_histogram.png",
+            caption="../report/diversity_histogram.rst",
+            category="Figures",
+        ),
+        categories=report(
+            f"{R}/figures/feature_diversity.png",
+            caption="../report/feature_diversity.rst",
+            category="Figures",
+        ),
+        lorenz=report(
+            f"{R}/figures/lorenz_curves.png",
+            caption="../report/lorenz_curves.rst",
+            category="Figures",
+        ),
+        cohorts=report(
+            f"{R}/figures/cohort_metrics.png",
+            caption="../report/cohort_metrics.rst",
+            category="Figures",
+        ),
+    log:
+        f"{R}/logs/plot_beyond_accuracy.log",
+    params:
+        runs=lambda w: [m for m, _ in default_runs()],
+        k=max(config["evaluate"]["per_user_ks"]),
+        cohort_ks=plain(config["evaluate"]["per_user_ks"][-2:]),
+        split=config["plots"]["split"],
+    script:
+        "../../scripts/plot_beyond_accuracy.py"
+
+
+rule plot_training_curves:
+    input:
+        lambda w: [
+            f"{R}/models/{m}/default/curve.tsv".format(**w) for m in trained_methods()
+        ],
+    output:
+        report(
+            f"{R}/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Figures",
+        ),
+    log:
+        f"{R}/logs/plot_training_curves.log",
+    params:
+        methods=lambda w: trained_methods(),
+        k=config["train"]["validation"]["k"],
+    script:
+        "../../scripts/plot_training_curves.py"

@@ -1,0 +1,77 @@
+"""Wall time and peak memory of every stage on KuaiRec-sized synthetic data.
+
+Runs `snakemake all` on configs/kuairec-synthetic.yaml in a fresh work directory, then gathers
+the per-job Snakemake benchmark files into one table (benchmarks/results/pipeline.tsv) and
+prints it with the end-to-end wall time. Target: W2V + MP2V + R-MP2V end to end < 15 min on 2
+cores.
+
+    .venv/bin/python benchmarks/pipeline.py [--workdir DIR] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def collect(benchmark_dir: Path) -> pl.DataFrame:
+    rows = []
+    for path in sorted(benchmark_dir.rglob("*.tsv")):
+        stats = pl.read_csv(path, separator="\t")
+        job = str(path.relative_to(benchmark_dir).with_suffix(""))
+        rows.append({"job": job, "seconds": stats["s"][0], "max_rss_mb": stats["max_rss"][0]})
+    return pl.DataFrame(rows).sort("seconds", descending=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--config", type=Path, default=ROOT / "configs/kuairec-synthetic.yaml")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mp2v4rec-pipeline-"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "all",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(args.cores),
+        "--configfile",
+        str(args.config),
+    ]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    dataset = next((workdir / "results").iterdir())
+    table = collect(dataset / "benchmarks")
+    out = ROOT / "benchmarks/results/pipeline.tsv"
+    out.parent.mkdir(exist_ok=True)
+    table.write_csv(out, separator="\t")
+    with pl.Config(tbl_rows=100, tbl_width_chars=120, fmt_str_lengths=90):
+        print(table)
+    print(f"end to end: {wall:.0f} s with --cores {args.cores} ({workdir})")
+    metrics = pl.read_csv(dataset / "tables/metrics.tsv", separator="\t")
+    print(
+        metrics.filter(
+            (pl.col("split") == "test")
+            & (pl.col("k") == 100)
+            & pl.col("metric").is_in(["recall", "ndcg"])
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

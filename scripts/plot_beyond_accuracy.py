@@ -1,0 +1,43 @@
+"""Rule plot_beyond_accuracy: diversity and category histograms, Lorenz curves, cohorts."""
+
+import polars as pl
+
+from mp2v4rec.beyond import lorenz_curve
+from mp2v4rec.io import count_rows, script_logger
+from mp2v4rec.plots import plot_cohorts, plot_distributions, plot_lorenz
+
+
+def main(smk):
+    script_logger(smk.log[0], "plot_beyond_accuracy")
+    p, out = smk.params, smk.output
+    per_user = {r: pl.read_parquet(f) for r, f in zip(p.runs, smk.input.per_user, strict=True)}
+    plot_distributions(
+        per_user,
+        out.diversity,
+        metric="ild_reference",
+        k=p.k,
+        split=p.split,
+        xlabel="intra-list diversity (reference space)",
+    )
+    plot_distributions(
+        per_user,
+        out.categories,
+        metric="category_diversity",
+        k=p.k,
+        split=p.split,
+        xlabel="distinct categories",
+        discrete=True,
+    )
+    n_items = count_rows(smk.input.item_table)
+    curves = {
+        r: lorenz_curve(pl.read_parquet(f), n_items, p.k)
+        for r, f in zip(p.runs, smk.input.recs, strict=True)
+    }
+    plot_lorenz(curves, out.lorenz, k=p.k)
+    plot_cohorts(
+        pl.read_csv(smk.input.table, separator="\t"), out.cohorts, ks=p.cohort_ks, split=p.split
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

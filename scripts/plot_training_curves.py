@@ -1,0 +1,19 @@
+"""Rule plot_training_curves: validation Recall@K per epoch of every trained method."""
+
+import polars as pl
+
+from mp2v4rec.io import script_logger
+from mp2v4rec.plots import plot_training_curves
+
+
+def main(smk):
+    script_logger(smk.log[0], "plot_training_curves")
+    curves = {
+        m: pl.read_csv(f, separator="\t")
+        for m, f in zip(smk.params.methods, smk.input, strict=True)
+    }
+    plot_training_curves(curves, smk.output[0], k=smk.params.k)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,25 @@
+"""Rule summary_table: headline test metrics with CIs and paired tests against the best
+baseline (chosen on validation)."""
+
+import polars as pl
+
+from mp2v4rec.evaluation import summary_table
+from mp2v4rec.io import script_logger, write_tsv
+
+
+def main(smk):
+    log = script_logger(smk.log[0], "summary_table")
+    p = smk.params
+    tables = {
+        r: pl.read_csv(f, separator="\t") for r, f in zip(p.runs, smk.input.metrics, strict=True)
+    }
+    per_user = {r: pl.read_parquet(f) for r, f in zip(p.runs, smk.input.per_user, strict=True)}
+    summary, best = summary_table(
+        tables, per_user, p.baselines, ks=p.ks, select_k=max(p.ks), n_boot=p.bootstrap, seed=p.seed
+    )
+    log.info("best baseline on validation Recall@%d: %s", max(p.ks), best)
+    write_tsv(summary, smk.output[0])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,132 @@
+"""User-based k-nearest-neighbours recommendation with cosine similarity.
+
+``sim(u, v) = R_u . R_v / (|R_u| |R_v|)`` on the user x item matrix ``R`` (binary, or the summed
+interaction weights with ``weighted=True``); a user is never its own neighbour. ``N_k(u)`` are
+the ``k_neighbors`` most similar users (equal similarities: lower user index first; users with
+similarity 0 add nothing) and ``score(u, i) = sum_{v in N_k(u)} sim(u, v) R[v, i]``.
+
+Users are processed ``chunk_size`` at a time: one dense ``chunk x n_users`` similarity block and
+one dense ``chunk x n_items`` score block (float64), never an all-users similarity matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numba
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from mp2v4rec.io import InputError
+from mp2v4rec.recommend import _top_k, seen_matrix
+
+
+def rating_matrix(
+    train: pl.DataFrame,
+    n_users: int,
+    n_items: int,
+    weighted: bool = False,
+    seen: sp.csr_matrix | None = None,
+) -> sp.csr_matrix:
+    """float64 user x item CSR: 1 per distinct pair, or the sum of its weights if ``weighted``.
+
+    ``seen`` (``seen_matrix(train, ...)``) may be passed to avoid rebuilding it.
+    """
+    if seen is None:
+        seen = seen_matrix(train, n_users, n_items)  # validates ids; sorted, deduplicated
+    if not weighted:
+        return sp.csr_matrix((np.ones(seen.nnz), seen.indices, seen.indptr), shape=seen.shape)
+    if "weight" not in train.columns or train["weight"].null_count():
+        raise InputError("userknn weighted=True needs a non-null 'weight' column in train")
+    weights = train["weight"].to_numpy().astype(np.float64)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        row = int(np.argmax(~np.isfinite(weights) | (weights < 0)))
+        raise InputError(f"train row {row}: weight {weights[row]} must be finite and >= 0")
+    users = train["user"].to_numpy().astype(np.int64)
+    items = train["item"].to_numpy().astype(np.int64)
+    R = sp.csr_matrix((weights, (users, items)), shape=(n_users, n_items))  # sums duplicates
+    R.sort_indices()
+    return R
+
+
+@numba.njit(cache=True)
+def _aggregate(nbr, nbr_sim, indptr, indices, data, n_items):
+    """``scores[r] = sum_t nbr_sim[r, t] * R[nbr[r, t]]``; rows of ``nbr_sim`` sorted descending."""
+    scores = np.zeros((nbr.shape[0], n_items))
+    for r in range(nbr.shape[0]):
+        for t in range(nbr.shape[1]):
+            sim = nbr_sim[r, t]
+            if sim <= 0:  # the rest add nothing
+                break
+            v = nbr[r, t]
+            for p in range(indptr[v], indptr[v + 1]):
+                scores[r, indices[p]] += sim * data[p]
+    return scores
+
+
+def userknn_recommend(
+    train: pl.DataFrame,
+    n_users: int,
+    n_items: int,
+    users: np.ndarray,
+    *,
+    k_neighbors: int = 1500,
+    k: int = 100,
+    mask_seen: bool = True,
+    weighted: bool = False,
+    chunk_size: int = 1024,
+    log: logging.Logger | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` items for each of ``users``, in ``recommend_top_k``'s format.
+
+    Returns ``items`` (int32) and ``scores`` (float32), ``[len(users), k]``, best first, equal
+    scores by lower item; with ``mask_seen`` a user's train items are never recommended and a
+    list that runs out of items is padded with -1 / -inf.
+    """
+    for name, value, low in (
+        ("k_neighbors", k_neighbors, 1),
+        ("k", k, 1),
+        ("chunk", chunk_size, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise InputError(f"userknn {name} must be a positive integer, got {value!r}")
+    if k > n_items:
+        raise InputError(f"recommend.k = {k} exceeds the catalogue size ({n_items} items)")
+    users = np.asarray(users)
+    if users.ndim != 1 or (users.size and not np.issubdtype(users.dtype, np.integer)):
+        raise InputError(f"users must be a 1-D integer array, got {users.dtype} {users.shape}")
+    users = users.astype(np.int64, copy=False)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        bad = int(users[(users < 0) | (users >= n_users)][0])
+        raise InputError(f"user index {bad} is outside the {n_users} users")
+
+    seen = seen_matrix(train, n_users, n_items)
+    R = rating_matrix(train, n_users, n_items, weighted, seen)
+    RT = R.T.tocsr()
+    norms = np.sqrt(np.asarray(R.multiply(R).sum(axis=1)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    n_neighbors = min(int(k_neighbors), n_users)
+
+    out_items = np.empty((users.size, k), dtype=np.int32)
+    out_scores = np.empty((users.size, k), dtype=np.float32)
+    for start in range(0, users.size, chunk_size):
+        chunk = users[start : start + chunk_size]
+        rows = np.arange(chunk.size)
+        sim = (R[chunk] @ RT).toarray()  # dot products, [chunk, n_users]
+        sim *= inv[chunk, None]
+        sim *= inv[None, :]
+        sim[rows, chunk] = 0.0  # not one's own neighbour
+        nbr, nbr_sim = _top_k(sim, n_neighbors)
+        del sim
+        scores = _aggregate(nbr, nbr_sim, R.indptr, R.indices, R.data, n_items)
+        if mask_seen:
+            sub = seen[chunk]
+            scores[np.repeat(rows, np.diff(sub.indptr)), sub.indices] = -np.inf
+        idx, vals = _top_k(scores, k)
+        idx[vals == -np.inf] = -1
+        out_items[start : start + chunk.size] = idx
+        out_scores[start : start + chunk.size] = vals
+        if log is not None:
+            log.info("userknn: %d/%d users scored", start + chunk.size, users.size)
+    return out_items, out_scores

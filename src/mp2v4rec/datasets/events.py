@@ -1,0 +1,878 @@
+"""SoundCloud-style event logs (plays, likes, reposts, follows) to the prepared tables.
+
+Inputs (Parquet, or CSV/TSV optionally .gz/.zst, chosen by extension; a path, a glob or a list):
+
+- events ``user_id, item_id, event, timestamp`` (+ optional ``count``): one row per event or per
+  (user, item, event, period) with a count;
+- follows ``user_id, followee_id`` (optional): becomes ``social`` (user -> followee);
+- items ``item_id`` (+ optional ``artist_id``, ``genre``) (optional);
+- eval_events (optional): same layout as events; the study's held-out positives.
+
+``columns`` renames per table, ours -> yours: ``{"events": {"user_id": "uid"}}``; eval_events
+falls back to the events mapping. Ids must be integers (integer columns, integral floats or
+digit strings); string ids stop with an InputError: map them to integers first, since
+``raw_id`` is int64 in the prepared tables. Timestamps are integer or decimal numbers in
+``timestamp_unit`` ("s" or "ms") since the epoch, Parquet date/datetime columns, or ISO date(-time)
+strings (UTC unless they carry an offset). ``reference_time`` and ``cutoff_time`` take the same
+forms (a number in ``timestamp_unit`` or an ISO string).
+
+Scores follow the study: every event counts ``event_weights[event] * count * 2^(-age /
+half_life)`` with age = reference_time - event time (reference: the latest events timestamp
+unless given, also in temporal mode; events after it weigh more than their nominal weight),
+summed per (user, item); the pair's timestamp is its latest event. Event types missing from
+``event_weights`` are an error unless ``default_event_weight`` is set. Pairs with score <=
+``positive_min_score`` are dropped (so a zero weight ignores an event type). Then users with
+fewer than ``min_user_interactions`` distinct items and items with fewer than
+``min_item_interactions`` distinct users are removed, once or until nothing changes
+(``filter_to_fixed_point``).
+
+Held-out positives (``split``): "eval_events" (default when eval_events are given) scores those
+files the same way, with the same reference time; "temporal" (default when ``cutoff_time`` is
+given) holds out the events at/after the cutoff (filters use only the earlier ones); "holdout"
+(otherwise) moves a seeded ``holdout_fraction`` of each filtered user's items (users with >= 2
+items, at least one kept and one held out) out of train, after the filters (so train degrees
+may end below the minimums). Held-out pairs of unknown users or items
+(cold) and pairs already in train are dropped and counted; the rest are split per user into
+validation and test as in KuaiRec. Evaluated users are those with held-out positives.
+
+items.parquet: ``category`` = dense genre index (sorted genre values of the kept items, -1 when
+none); ``categories`` = [genre index, n_genres + artist index] (either left out when missing), so
+genres and artists share one id space without colliding.
+
+Events are read twice with polars lazy scans (a per-file validation/count pass, then a streaming
+score aggregation); memory is bounded by the distinct (user, item) pairs, not by the event rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from mp2v4rec.datasets.common import (
+    INTERACTION_SCHEMA,
+    ITEM_SCHEMA,
+    SOCIAL_SCHEMA,
+    USER_SCHEMA,
+    Prepared,
+)
+from mp2v4rec.datasets.kuairec import split_eval
+from mp2v4rec.io import InputError
+
+EVENT_COLUMNS = (("user_id", "item_id", "event", "timestamp"), ("count",))
+TABLES = {  # table -> (required, optional) columns, our names
+    "events": EVENT_COLUMNS,
+    "eval_events": EVENT_COLUMNS,
+    "follows": (("user_id", "followee_id"), ()),
+    "items": (("item_id",), ("artist_id", "genre")),
+}
+DEFAULT_EVENT_WEIGHTS = {"play": 1.0 / 3.0, "like": 1.0, "repost": 1.0}
+SPLITS = ("auto", "eval_events", "temporal", "holdout")
+MS_PER_DAY = 86_400_000
+NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}  # optionally compressed: .csv.gz, .tsv.zst
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+# the study's SoundCloud counts, logged next to ours for comparison
+STUDY_COUNTS = {
+    "users": 9_000_000,
+    "items": 13_000_000,
+    "train_pairs": 687_000_000,
+    "social_edges": 21_600_000,
+}
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """One input file of one table: its raw columns renamed to ours, and typed expressions."""
+
+    path: str
+    table: str
+    names: dict[str, str]  # ours -> the file's column name (present columns only)
+    raw: pl.LazyFrame  # present columns, renamed to ours
+    exprs: dict[str, pl.Expr]  # our typed columns from the raw ones; unreadable cells -> null
+    is_csv: bool
+
+    @property
+    def typed(self) -> pl.LazyFrame:
+        return self.raw.select(expr.alias(ours) for ours, expr in self.exprs.items())
+
+    def where(self, column: str, row: int) -> str:
+        """'file: column 'x' row 5 (file line 6)' for messages (row 0-based)."""
+        theirs = self.names.get(column, column)
+        renamed = f" (mapped to '{column}')" if theirs != column else ""
+        line = f" (file line {row + 2})" if self.is_csv else ""
+        return f"{self.path}: column '{theirs}'{renamed} row {row + 1}{line}"
+
+
+def _expand(paths, table: str) -> list[str]:
+    """A path, glob or list of them to the existing files (globs sorted)."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    files: list[str] = []
+    for item in items:
+        item = os.fspath(item)
+        if glob.has_magic(item):
+            matched = sorted(glob.glob(item))
+            if not matched:
+                raise InputError(f"{table}: no file matches {item!r}; fix the path or pattern")
+            files.extend(matched)
+        elif not Path(item).is_file():
+            raise InputError(f"{table}: file {item!r} not found; fix the path")
+        else:
+            files.append(item)
+    if not files:
+        raise InputError(f"{table}: no input files given")
+    return files
+
+
+def _scan(path: str) -> tuple[pl.LazyFrame, bool]:
+    lower = path.lower()
+    if lower.endswith(PARQUET_SUFFIXES):
+        return pl.scan_parquet(path), False
+    suffix = Path(lower.removesuffix(".gz").removesuffix(".zst")).suffix
+    if suffix in CSV_SUFFIXES:  # everything as text; typed below, so bad cells can be located
+        return pl.scan_csv(path, separator=CSV_SUFFIXES[suffix], infer_schema=False), True
+    raise InputError(
+        f"{path}: unsupported file type; use .parquet, .csv or .tsv (optionally .gz or .zst); "
+        "the type is chosen by extension"
+    )
+
+
+def _id_expr(name: str, dtype: pl.DataType) -> pl.Expr | None:
+    """Int64 ids; null where a cell is empty or not an integer. None: unusable column type."""
+    c = pl.col(name)
+    if dtype.is_integer() or dtype == pl.Null:
+        return c.cast(pl.Int64, strict=False)
+    if dtype.is_float():  # e.g. pandas writes integer ids with gaps as floats
+        return pl.when(c == c.round()).then(c.cast(pl.Int64, strict=False))
+    if dtype == pl.String:
+        return c.str.strip_chars().cast(pl.Int64, strict=False)
+    return None
+
+
+def _ms_expr(dtype: pl.DataType, unit: str, numeric_text: bool) -> pl.Expr | None:
+    """Timestamps to int64 ms since the epoch; null where unreadable. None: unusable type."""
+    c = pl.col("timestamp")
+    factor = 1000 if unit == "s" else 1
+
+    def from_float(x: pl.Expr) -> pl.Expr:
+        return pl.when(x.is_finite()).then((x * factor).round().cast(pl.Int64, strict=False))
+
+    if dtype.is_integer() or dtype == pl.Null:
+        return c.cast(pl.Int64, strict=False) * factor
+    if dtype.is_float():
+        return from_float(c)
+    if isinstance(dtype, pl.Datetime):
+        return c.dt.epoch("ms")
+    if dtype == pl.Date:
+        return c.cast(pl.Datetime("ms")).dt.epoch("ms")
+    if dtype == pl.String:
+        s = c.str.strip_chars()
+        if numeric_text:
+            as_int = s.cast(pl.Int64, strict=False) * factor
+            return pl.coalesce(as_int, from_float(s.cast(pl.Float64, strict=False)))
+        # the format is inferred from the first value; naive times are taken as UTC
+        return s.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False).dt.epoch("ms")
+    return None
+
+
+def _count_expr(dtype: pl.DataType | None) -> pl.Expr | None:
+    if dtype is None:
+        return pl.lit(1.0, dtype=pl.Float64)
+    c = pl.col("count")
+    if dtype == pl.String:
+        c = c.str.strip_chars()
+    elif not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
+        return None
+    return c.cast(pl.Float64, strict=False)
+
+
+def _open(path: str, table: str, mapping: dict[str, str], unit: str) -> Source:
+    """Scan one file, check and rename its columns, and build the typed view."""
+    required, optional = TABLES[table]
+    lf, is_csv = _scan(path)
+    try:
+        header = lf.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: cannot read the {table} file ({exc})") from exc
+    names = {}
+    for ours in (*required, *optional):
+        theirs = mapping.get(ours, ours)
+        if theirs in header:
+            names[ours] = theirs
+        elif ours in required:
+            how = (
+                f"columns.{table}.{ours} maps it to '{theirs}'"
+                if theirs != ours
+                else f"rename the column or set columns.{table}.{ours} to its name"
+            )
+            raise InputError(
+                f"{path}: missing column '{theirs}' for {table}.{ours} (the file has "
+                f"{list(header)}); {how}"
+            )
+    raw = lf.select(pl.col(theirs).alias(ours) for ours, theirs in names.items())
+    dtypes = {ours: header[theirs] for ours, theirs in names.items()}
+    exprs: dict[str, pl.Expr | None] = {}
+    for ours in ("user_id", "item_id", "followee_id"):
+        if ours in names:
+            exprs[ours] = _id_expr(ours, dtypes[ours])
+    if "event" in names:
+        exprs["event"] = pl.col("event").cast(pl.String)
+    if "timestamp" in names:
+        numeric_text = False
+        if dtypes["timestamp"] == pl.String:  # numbers or ISO text: decided by the first value
+            first = raw.select("timestamp").drop_nulls().head(1).collect()
+            numeric_text = first.height == 0 or bool(NUMBER.match(first.item()))
+        exprs["ms"] = _ms_expr(dtypes["timestamp"], unit, numeric_text)
+        exprs["count"] = _count_expr(dtypes.get("count"))
+    for ours in ("artist_id", "genre"):  # labels: integers stay integers, anything else text
+        if ours in names:
+            integer = dtypes[ours].is_integer()
+            exprs[ours] = pl.col(ours).cast(pl.Int64 if integer else pl.String)
+    for ours, expr in exprs.items():
+        if expr is None:
+            column = "timestamp" if ours == "ms" else ours
+            raise InputError(
+                f"{path}: column '{names[column]}' has type {dtypes[column]}, which cannot hold "
+                f"{table}.{column}; convert it to numbers or text"
+            )
+    return Source(path, table, names, raw, exprs, is_csv)
+
+
+def _open_all(paths, table: str, columns: dict, unit: str) -> list[Source]:
+    mapping = columns.get(table) or (columns.get("events", {}) if table == "eval_events" else {})
+    return [_open(path, table, mapping, unit) for path in _expand(paths, table)]
+
+
+def _collect(sources: list[Source], queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    """Collect per-file queries (streaming); an unreadable file stops with its name."""
+    try:
+        return pl.collect_all(queries, engine="streaming")
+    except pl.exceptions.PolarsError:
+        for source, query in zip(sources, queries, strict=True):  # which file?
+            try:
+                query.collect(engine="streaming")
+            except pl.exceptions.PolarsError as exc:
+                raise InputError(
+                    f"{source.path}: cannot read the {source.table} file ({exc}); fix the file"
+                ) from exc
+        raise
+
+
+def _first_bad(source: Source, bad: pl.Expr, column: str) -> tuple[int, object]:
+    """0-based row index and raw value of the first row where ``bad`` holds."""
+    typed = (expr.alias(ours) for ours, expr in source.exprs.items())
+    frame = source.raw.with_row_index("_row").select("_row", pl.col(column).alias("_raw"), *typed)
+    hit = frame.filter(bad).head(1).collect()
+    return int(hit["_row"][0]), hit["_raw"][0]
+
+
+def _bad_count() -> pl.Expr:
+    c = pl.col("count")
+    return c.is_null() | ~c.is_finite() | (c < 0)
+
+
+def _validate(sources: list[Source], checks: dict[str, tuple[pl.Expr, str, str]]) -> int:
+    """Stop at the first bad cell of the first file that has one; return the number of rows.
+
+    ``checks``: name -> (bad-row expression on the typed columns, raw column, what is wrong).
+    """
+    queries = [
+        s.typed.select(
+            pl.len().alias("_rows"),
+            *(bad.sum().alias(name) for name, (bad, _, _) in checks.items()),
+        )
+        for s in sources
+    ]
+    counts = _collect(sources, queries)
+    _raise_first_bad(sources, checks, counts)
+    return int(sum(df["_rows"][0] for df in counts))
+
+
+def _raise_first_bad(sources: list[Source], checks: dict, counts: list[pl.DataFrame]) -> None:
+    """``counts``: per file, a frame with a column of bad-row counts per check (summed)."""
+    for source, df in zip(sources, counts, strict=True):
+        for name, (bad, column, problem) in checks.items():
+            if df[name].sum():
+                row, value = _first_bad(source, bad, column)
+                what = "is empty" if value is None else f"has {value!r}, which {problem}"
+                raise InputError(f"{source.where(column, row)} {what}; fix or drop the row")
+
+
+EVENT_CHECKS = {
+    "bad_user": (
+        pl.col("user_id").is_null(),
+        "user_id",
+        "is not an integer id (integer ids are required: map string ids to integers first)",
+    ),
+    "bad_item": (
+        pl.col("item_id").is_null(),
+        "item_id",
+        "is not an integer id (integer ids are required: map string ids to integers first)",
+    ),
+    "bad_event": (pl.col("event").is_null(), "event", "is not an event type"),
+    "bad_time": (
+        pl.col("ms").is_null(),
+        "timestamp",
+        "is not a timestamp (a number of timestamp_unit since the epoch, or ISO date-times "
+        "in one format, like the file's first value, e.g. 2024-01-31T12:00:00Z)",
+    ),
+    "bad_count": (_bad_count(), "count", "is not a finite number >= 0"),
+}
+
+
+def _event_summary(sources: list[Source], weights: dict, default_weight, ref_ms) -> dict:
+    """Validate the event files; rows per event type and the time range, over all files."""
+    late = (pl.col("ms") > ref_ms).sum() if ref_ms is not None else pl.lit(0, dtype=pl.UInt32)
+    bad = [expr.sum().alias(name) for name, (expr, _, _) in EVENT_CHECKS.items()]
+    queries = [  # one pass per file: counts, time range and bad cells per event type
+        s.typed.group_by("event").agg(
+            *bad, rows=pl.len(), first=pl.col("ms").min(), last=pl.col("ms").max(), late=late
+        )
+        for s in sources
+    ]
+    per_file = _collect(sources, queries)
+    _raise_first_bad(sources, EVENT_CHECKS, per_file)
+    if default_weight is None:
+        for source, df in zip(sources, per_file, strict=True):
+            unknown = sorted(set(df["event"]) - set(weights))
+            if unknown:
+                row, _ = _first_bad(source, pl.col("event") == unknown[0], "event")
+                raise InputError(
+                    f"{source.where('event', row)}: unknown event type {unknown[0]!r} "
+                    f"(unknown types in this file: {unknown}); give it a weight in "
+                    f"event_weights (now {weights}) or set default_event_weight"
+                )
+    summary = (
+        pl.concat(per_file)
+        .group_by("event")
+        .agg(
+            pl.col("rows").sum(), pl.col("first").min(), pl.col("last").max(), pl.col("late").sum()
+        )
+    )
+    return {
+        "rows": int(summary["rows"].sum()),
+        "by_type": {e: int(n) for e, n in sorted(summary.select("event", "rows").iter_rows())},
+        "first_ms": summary["first"].min(),
+        "last_ms": summary["last"].max(),
+        "after_reference": int(summary["late"].sum()),
+    }
+
+
+def _score_pairs(
+    sources: list[Source],
+    weights: dict,
+    default_weight,
+    ref_ms: int,
+    half_life_days,
+    cutoff_ms: int | None = None,
+) -> pl.DataFrame:
+    """Decayed score and latest time per (user_id, item_id) [, held]: one streaming pass."""
+    weight = pl.col("event").replace_strict(
+        weights, default=default_weight, return_dtype=pl.Float64
+    )
+    score = weight * pl.col("count")
+    if half_life_days is not None:
+        half_lives = (ref_ms - pl.col("ms")).cast(pl.Float64) / (half_life_days * MS_PER_DAY)
+        score = score * pl.lit(2.0).pow(-half_lives)
+    keys = ["user_id", "item_id"]
+    lf = pl.concat([s.typed for s in sources]).with_columns(score=score)
+    if cutoff_ms is not None:
+        lf, keys = lf.with_columns(held=pl.col("ms") >= cutoff_ms), [*keys, "held"]
+    lf = lf.group_by(keys).agg(pl.col("score").sum(), pl.col("ms").max())
+    try:  # (rows in no particular order)
+        return lf.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:  # the validation pass read these files already
+        files = [s.path for s in sources]
+        raise InputError(f"{sources[0].table} {files}: cannot read ({exc}); fix the files") from exc
+
+
+# ---- the protocol steps (pure functions on small frames, tested directly) --------------------
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based; np.unique hashes big ints slowly)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]][: len(values)]]
+
+
+def _lookup(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """int32 position of each value in ``ids``, -1 where absent.
+
+    A hash lookup: np.searchsorted on unsorted keys (and np.unique) are several times slower.
+    """
+    index = np.arange(len(ids), dtype=np.int32)
+    series = pl.Series(values, dtype=pl.Int64)
+    return series.replace_strict(ids, index, default=-1, return_dtype=pl.Int32).to_numpy()
+
+
+def activity_filter(
+    users: np.ndarray, items: np.ndarray, min_user: int, min_item: int, fixed_point: bool
+) -> tuple[np.ndarray, dict]:
+    """Keep-mask of distinct (user, item) pairs passing the activity thresholds.
+
+    One round keeps pairs whose user has >= min_user items and whose item has >= min_item users
+    (degrees counted on the pairs kept so far); with ``fixed_point`` rounds repeat until nothing
+    changes.
+    """
+    keep, stats, _ = _activity(users, items, min_user, min_item, fixed_point)
+    return keep, stats
+
+
+def _activity(users, items, min_user: int, min_item: int, fixed_point: bool):
+    """activity_filter, plus the kept distinct ids and the kept pairs' int32 indices into them."""
+    user_ids, item_ids = _distinct(users), _distinct(items)
+    u, i = _lookup(users, user_ids), _lookup(items, item_ids)
+    keep = np.ones(len(u), bool)
+    rounds, first = 0, {}
+    while True:
+        rounds += 1
+        du = np.bincount(u[keep], minlength=u.max(initial=-1) + 1)
+        di = np.bincount(i[keep], minlength=i.max(initial=-1) + 1)
+        if rounds == 1:
+            first = {
+                "users_below_min": int((du < min_user).sum()),
+                "items_below_min": int((di < min_item).sum()),
+            }
+        new = keep & (du[u] >= min_user) & (di[i] >= min_item)
+        changed = new.sum() != keep.sum()
+        keep = new
+        if not (changed and fixed_point):
+            break
+    u, i = u[keep], i[keep]
+    has_user = np.bincount(u, minlength=len(user_ids)) > 0
+    has_item = np.bincount(i, minlength=len(item_ids)) > 0
+    stats = {
+        "rounds": rounds,
+        **first,
+        "removed_pairs": int(len(keep) - keep.sum()),
+        "removed_users": int(len(user_ids) - has_user.sum()),
+        "removed_items": int(len(item_ids) - has_item.sum()),
+    }
+    new_u = (np.cumsum(has_user) - 1).astype(np.int32)  # old index -> index among the kept
+    new_i = (np.cumsum(has_item) - 1).astype(np.int32)
+    return keep, stats, (user_ids[has_user], item_ids[has_item], new_u[u], new_i[i])
+
+
+def holdout_mask(users: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Seeded per-user holdout over pairs (``users`` sorted or not; order = the pairs' order).
+
+    A user with n >= 2 pairs holds out round(fraction * n) of them, clipped to [1, n - 1];
+    a user with one pair keeps it.
+    """
+    rng = np.random.default_rng([int(seed), 0x401D])  # a stream apart from split_eval's
+    order = np.lexsort((rng.random(len(users)), users))  # by user, random within user
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    sizes = np.diff(np.r_[starts, len(users)])
+    n_hold = np.where(sizes >= 2, np.clip(np.floor(sizes * fraction + 0.5), 1, sizes - 1), 0)
+    rank = np.arange(len(users)) - np.repeat(starts, sizes)
+    mask = np.zeros(len(users), bool)
+    mask[order] = rank < np.repeat(n_hold, sizes)
+    return mask
+
+
+def _interactions(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Indexed pairs (user, item, score, ms) in the interaction schema, sorted."""
+    df = pairs.select(
+        "user", "item", weight=pl.col("score").cast(pl.Float32), timestamp=pl.col("ms")
+    )
+    return df.cast(INTERACTION_SCHEMA).sort(["user", "timestamp", "item"])
+
+
+def _index_pairs(pairs: pl.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray):
+    """Raw-id pairs to interactions; returns those and the raw-id pairs of cold users/items."""
+    df = pairs.with_columns(
+        user=_lookup(pairs["user_id"].to_numpy(), user_ids),
+        item=_lookup(pairs["item_id"].to_numpy(), item_ids),
+    )
+    is_known = (pl.col("user") >= 0) & (pl.col("item") >= 0)
+    return _interactions(df.filter(is_known)), df.filter(~is_known)
+
+
+def _social(sources: list[Source], user_ids: np.ndarray) -> tuple[pl.DataFrame, dict]:
+    """Follow edges between known users (user -> followee), without self-loops or repeats."""
+    rows = _validate(
+        sources,
+        {
+            name: (pl.col(name).is_null(), name, "is not an integer id (integer ids required)")
+            for name in ("user_id", "followee_id")
+        },
+    )
+    index = pl.LazyFrame(
+        {"raw": user_ids, "idx": np.arange(len(user_ids), dtype=np.int32)},
+        schema={"raw": pl.Int64, "idx": pl.Int32},
+    )
+    edges = pl.concat([s.typed for s in sources])
+    kept = (
+        edges.join(index.rename({"raw": "user_id", "idx": "user"}), on="user_id")
+        .join(index.rename({"raw": "followee_id", "idx": "friend"}), on="followee_id")
+        .select("user", "friend")
+        .collect(engine="streaming")
+    )
+    social = kept.filter(pl.col("user") != pl.col("friend")).unique().sort("user", "friend")
+    return social.select(list(SOCIAL_SCHEMA)), {
+        "follows_rows": int(rows),
+        "follows_dropped_unknown_users": int(rows - kept.height),
+        "follows_self_or_duplicate": kept.height - social.height,
+        "social_edges": social.height,
+        "social_users": social["user"].n_unique(),
+    }
+
+
+def _integer_labels(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """A text label column holding only integers (e.g. read from CSV) as Int64."""
+    if frame.schema.get(column) != pl.String:
+        return frame
+    as_int = frame[column].str.strip_chars().cast(pl.Int64, strict=False)
+    return (
+        frame.with_columns(as_int) if as_int.null_count() == frame[column].null_count() else frame
+    )
+
+
+def _items(sources: list[Source] | None, item_ids: np.ndarray) -> tuple[pl.DataFrame, dict]:
+    """items table: genre index as category, [genre, n_genres + artist] as categories."""
+    base = pl.DataFrame(
+        {"item": np.arange(len(item_ids), dtype=np.int32), "raw_id": item_ids},
+        schema={"item": pl.Int32, "raw_id": pl.Int64},
+    )
+    if not sources:
+        items = base.with_columns(
+            category=pl.lit(-1, pl.Int32), categories=pl.lit([], pl.List(pl.Int32))
+        )
+        return items, {"item_rows": 0, "items_without_metadata": len(item_ids)}
+    _validate(
+        sources, {"bad_item": (pl.col("item_id").is_null(), "item_id", "is not an integer id")}
+    )
+    frames = _collect(sources, [s.typed for s in sources])
+    for column in ("artist_id", "genre"):  # integer labels as integers, in every file
+        frames = [_integer_labels(f, column) for f in frames]
+        dtypes = {f.schema[column] for f in frames if column in f.columns}
+        frames = [
+            f.with_columns(pl.col(column).cast(pl.String)) if len(dtypes) > 1 else f for f in frames
+        ]
+    meta = pl.concat(frames, how="diagonal_relaxed")
+    rows = meta.height
+    meta = meta.unique("item_id", keep="first", maintain_order=True).rename({"item_id": "raw_id"})
+    for column in ("artist_id", "genre"):
+        if column not in meta.columns:
+            meta = meta.with_columns(pl.lit(None, pl.Int64).alias(column))
+    items = base.join(meta, on="raw_id", how="left")
+    genre = (pl.col("genre").rank("dense") - 1).cast(pl.Int32)
+    n_genres = items["genre"].drop_nulls().n_unique()
+    artist = (pl.col("artist_id").rank("dense") - 1).cast(pl.Int32) + n_genres
+    n_artists = items["artist_id"].drop_nulls().n_unique()
+    items = items.with_columns(
+        category=genre.fill_null(-1),
+        categories=pl.concat_list(genre, artist).list.drop_nulls(),
+    ).sort("item")
+    return items.select(list(ITEM_SCHEMA)), {
+        "item_rows": rows,
+        "item_rows_duplicate": rows - meta.height,
+        "item_rows_unknown": int((_lookup(meta["raw_id"].to_numpy(), item_ids) < 0).sum()),
+        "items_without_metadata": int(items["categories"].list.len().eq(0).sum()),
+        "genres": n_genres,
+        "artists": n_artists,
+        "artist_code_offset": n_genres,
+    }
+
+
+# ---- parameters ------------------------------------------------------------------------------
+
+
+def _time_ms(value, unit: str, name: str) -> int | None:
+    """A reference/cutoff time given as a number in ``unit``, an ISO string or a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        value = value.isoformat()
+    if isinstance(value, str) and not NUMBER.match(value):
+        parsed = pl.Series([value]).str.to_datetime(time_unit="ms", time_zone="UTC", strict=False)
+        ms = parsed.dt.epoch("ms")[0]
+        if ms is None:
+            raise InputError(f"{name}={value!r} is not an ISO date-time like 2024-01-31T12:00:00Z")
+        return int(ms)
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}={value!r} must be a number or an ISO date-time") from exc
+    if not math.isfinite(number):
+        raise InputError(f"{name}={value!r} must be finite")
+    return round(number * (1000 if unit == "s" else 1))
+
+
+def _check_params(p: dict) -> None:
+    if p["timestamp_unit"] not in ("s", "ms"):
+        raise InputError(f"timestamp_unit={p['timestamp_unit']!r} must be 's' or 'ms'")
+    if p["half_life_days"] is not None and not (
+        math.isfinite(p["half_life_days"]) and p["half_life_days"] > 0
+    ):
+        raise InputError(f"half_life_days={p['half_life_days']} must be > 0 (or null: no decay)")
+    for name in ("min_user_interactions", "min_item_interactions"):
+        if int(p[name]) != p[name] or p[name] < 1:
+            raise InputError(f"{name}={p[name]} must be an integer >= 1")
+    if not 0.0 < p["holdout_fraction"] < 1.0:
+        raise InputError(f"holdout_fraction={p['holdout_fraction']} must be in (0, 1)")
+    if not 0.0 <= p["valid_fraction"] < 1.0:
+        raise InputError(f"valid_fraction={p['valid_fraction']} must be in [0, 1)")
+    if not math.isfinite(p["positive_min_score"]):
+        raise InputError(f"positive_min_score={p['positive_min_score']} must be finite")
+    for name, weight in {**p["event_weights"], "(default)": p["default_event_weight"]}.items():
+        number = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if (weight is not None or name != "(default)") and not (number and math.isfinite(weight)):
+            raise InputError(f"event_weights: weight {weight!r} of {name!r} must be a number")
+    unknown = set(p["columns"]) - set(TABLES)
+    if unknown:
+        raise InputError(f"columns: unknown tables {sorted(unknown)}; use {list(TABLES)}")
+    for table, mapping in p["columns"].items():
+        bad = set(mapping or {}) - set(TABLES[table][0]) - set(TABLES[table][1])
+        if bad:
+            raise InputError(
+                f"columns.{table}: unknown columns {sorted(bad)}; use {sum(TABLES[table], ())}"
+            )
+
+
+def _split_mode(split: str, eval_events, cutoff_ms) -> str:
+    if split not in SPLITS:
+        raise InputError(f"split={split!r} must be one of {SPLITS}")
+    if eval_events is not None and cutoff_ms is not None:
+        raise InputError("give either eval_events or cutoff_time (a temporal split), not both")
+    if split == "auto":
+        return (
+            "eval_events"
+            if eval_events is not None
+            else ("temporal" if cutoff_ms is not None else "holdout")
+        )
+    if (split == "eval_events") != (eval_events is not None):
+        raise InputError(
+            f"split={split!r} but eval_events is {'given' if eval_events else 'missing'}; "
+            "give eval_events with split 'eval_events' (or 'auto') only"
+        )
+    if split == "temporal" and cutoff_ms is None:
+        raise InputError("split='temporal' needs cutoff_time")
+    return split
+
+
+# ---- the whole preprocessing -----------------------------------------------------------------
+
+
+def preprocess_events(
+    *,
+    events,
+    follows=None,
+    items=None,
+    eval_events=None,
+    columns: dict | None = None,
+    event_weights: dict[str, float] | None = None,
+    default_event_weight: float | None = None,
+    timestamp_unit: str = "s",
+    half_life_days: float | None = 365.0,
+    reference_time=None,
+    min_user_interactions: int = 10,
+    min_item_interactions: int = 5,
+    filter_to_fixed_point: bool = True,
+    split: str = "auto",
+    cutoff_time=None,
+    holdout_fraction: float = 0.2,
+    valid_fraction: float = 0.2,
+    positive_min_score: float = 0.0,
+    seed: int = 0,
+    log: logging.Logger | None = None,
+) -> Prepared:
+    """Read SoundCloud-style event logs and build the prepared tables (see the module docstring).
+
+    ``event_weights`` replaces the defaults (play 1/3, like 1, repost 1) entirely; event types
+    missing from it stop with an InputError unless ``default_event_weight`` is set.
+    ``half_life_days=None`` switches the decay off.
+    """
+    columns = dict(columns or {})
+    weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
+    _check_params({**locals(), "event_weights": weights})
+    weights = {str(k): float(v) for k, v in weights.items()}
+    say = log.info if log else (lambda *args: None)
+    ref_ms = _time_ms(reference_time, timestamp_unit, "reference_time")
+    cutoff_ms = _time_ms(cutoff_time, timestamp_unit, "cutoff_time")
+    mode = _split_mode(split, eval_events, cutoff_ms)
+    minimum = float(positive_min_score)
+
+    sources = _open_all(events, "events", columns, timestamp_unit)
+    say("validating %d events file(s)", len(sources))
+    summary = _event_summary(sources, weights, default_event_weight, ref_ms)
+    if summary["rows"] == 0:
+        raise InputError(f"events {[s.path for s in sources]}: no rows; nothing to preprocess")
+    say("events: %d rows %s", summary["rows"], summary["by_type"])
+    ref_ms = int(summary["last_ms"]) if ref_ms is None else ref_ms
+    if mode == "temporal":
+        before = summary["first_ms"] < cutoff_ms
+        if not before or summary["last_ms"] < cutoff_ms:
+            side = "before" if not before else "at or after"
+            raise InputError(
+                f"cutoff_time={cutoff_time!r}: no events {side} it (events span "
+                f"{_iso(summary['first_ms'])} .. {_iso(summary['last_ms'])}); choose a time inside"
+            )
+
+    scored = _score_pairs(
+        sources,
+        weights,
+        default_event_weight,
+        ref_ms,
+        half_life_days,
+        cutoff_ms if mode == "temporal" else None,
+    )
+    say("scored %d (user, item) pairs", scored.height)
+    held = None
+    if mode == "temporal":
+        held = scored.filter("held").drop("held")
+        scored = scored.filter(~pl.col("held")).drop("held")
+    pairs = scored.filter(pl.col("score") > minimum)
+    if pairs.height == 0:
+        raise InputError(
+            f"every (user, item) score is <= positive_min_score={minimum}; lower it "
+            "(or check event_weights)"
+        )
+    keep, filt, (user_ids, item_ids, users_idx, items_idx) = _activity(
+        pairs["user_id"].to_numpy(),
+        pairs["item_id"].to_numpy(),
+        min_user_interactions,
+        min_item_interactions,
+        filter_to_fixed_point,
+    )
+    if not keep.any():
+        raise InputError(
+            f"the activity filters (min_user_interactions={min_user_interactions}, "
+            f"min_item_interactions={min_item_interactions}) removed all {pairs.height} pairs; "
+            "lower them"
+        )
+    filtered = pairs.filter(pl.Series(keep)).with_columns(user=users_idx, item=items_idx)
+    say("activity filters: %s", filt)
+
+    eval_stats: dict = {}
+    if mode == "holdout":  # rows in a fixed order, so the seed alone decides
+        filtered = filtered.sort("user", "item")
+        mask = holdout_mask(filtered["user_id"].to_numpy(), holdout_fraction, seed)
+        held, filtered = filtered.filter(pl.Series(mask)), filtered.filter(pl.Series(~mask))
+    elif mode == "eval_events":
+        eval_sources = _open_all(eval_events, "eval_events", columns, timestamp_unit)
+        eval_summary = _event_summary(eval_sources, weights, default_event_weight, ref_ms)
+        eval_stats = {
+            "eval_event_rows": eval_summary["rows"],
+            "eval_events_by_type": eval_summary["by_type"],
+        }
+        held = _score_pairs(eval_sources, weights, default_event_weight, ref_ms, half_life_days)
+    say("held-out pairs scored: %d (split mode %s)", held.height, mode)
+    held_rows = held.height
+    held = held.filter(pl.col("score") > minimum)
+    below = held_rows - held.height
+    train = _interactions(filtered)
+    heldout, cold = _index_pairs(held, user_ids, item_ids)
+    fresh = heldout.join(train, on=["user", "item"], how="anti")
+    if fresh.height == 0:
+        raise InputError(
+            f"no held-out positives left for evaluation (split mode '{mode}': {held_rows} "
+            f"held-out pairs, {below} below positive_min_score, {cold.height} of cold users or "
+            f"items, {heldout.height - fresh.height} already in train); "
+            + {
+                "eval_events": "check that eval_events share users and items with events",
+                "temporal": "choose an earlier cutoff_time",
+                "holdout": "lower min_user_interactions so users have 2+ items",
+            }[mode]
+        )
+    valid, test = split_eval(fresh, valid_fraction, seed)
+    say("train %d, validation %d, test %d pairs", train.height, valid.height, test.height)
+    evaluated = np.zeros(len(user_ids), bool)
+    evaluated[fresh["user"].to_numpy()] = True
+    users = pl.DataFrame(
+        {
+            "user": np.arange(len(user_ids), dtype=np.int32),
+            "raw_id": user_ids,
+            "evaluated": evaluated,
+        },
+        schema=USER_SCHEMA,
+    )
+
+    social_stats: dict = {"social_edges": 0}
+    social = pl.DataFrame(schema=SOCIAL_SCHEMA)
+    if follows is not None:
+        social, social_stats = _social(
+            _open_all(follows, "follows", columns, timestamp_unit), user_ids
+        )
+    say("social edges: %d", social.height)
+    item_sources = _open_all(items, "items", columns, timestamp_unit) if items else None
+    item_table, item_stats = _items(item_sources, item_ids)
+
+    stats = {
+        "event_rows": summary["rows"],
+        "events_by_type": summary["by_type"],
+        "first_event_time": _iso(summary["first_ms"]),
+        "last_event_time": _iso(summary["last_ms"]),
+        "reference_time_ms": ref_ms,
+        "reference_time": _iso(ref_ms),
+        "events_after_reference": summary["after_reference"],
+        "half_life_days": None if half_life_days is None else float(half_life_days),
+        "event_weights": weights,
+        "scored_pairs": scored.height,
+        "pairs_below_min_score": scored.height - pairs.height,
+        "pairs_before_filters": pairs.height,
+        "users_before_filters": int(pairs["user_id"].n_unique()),
+        "items_before_filters": int(pairs["item_id"].n_unique()),
+        **{f"activity_filter_{k}": v for k, v in filt.items()},
+        "users": len(user_ids),
+        "items": len(item_ids),
+        "train_pairs": train.height,
+        "split": mode,
+        **eval_stats,
+        "cutoff_time": None if cutoff_ms is None else _iso(cutoff_ms),
+        "heldout_pairs_scored": held_rows,
+        "heldout_below_min_score": below,
+        "heldout_cold_pairs": cold.height,
+        "heldout_cold_users": int(
+            (_lookup(_distinct(cold["user_id"].to_numpy()), user_ids) < 0).sum()
+        ),
+        "heldout_cold_items": int(
+            (_lookup(_distinct(cold["item_id"].to_numpy()), item_ids) < 0).sum()
+        ),
+        "heldout_in_train": heldout.height - fresh.height,
+        "heldout_pairs": fresh.height,
+        "valid_pairs": valid.height,
+        "test_pairs": test.height,
+        "evaluated_users": int(evaluated.sum()),
+        **social_stats,
+        **item_stats,
+        "min_user_interactions": int(min_user_interactions),
+        "min_item_interactions": int(min_item_interactions),
+        "positive_min_score": minimum,
+        "holdout_fraction": float(holdout_fraction),
+        "valid_fraction": float(valid_fraction),
+        "seed": int(seed),
+    }
+    if log:
+        for key, value in stats.items():
+            study = STUDY_COUNTS.get(key)
+            note = f" (study, SoundCloud: {study:,})" if study else ""
+            log.info("%s = %s%s", key, f"{value:,}" if isinstance(value, int) else value, note)
+    return Prepared(
+        train=train,
+        valid=valid,
+        test=test,
+        social=social,
+        users=users,
+        items=item_table,
+        stats=stats,
+    )
+
+
+def _iso(ms) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,195 @@
+"""One run's full evaluation: accuracy and beyond-accuracy per split and activity cohort, with
+bootstrap confidence intervals; and the cross-method summary with paired tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from mp2v4rec.beyond import beyond_accuracy
+from mp2v4rec.metrics import per_user_metrics
+from mp2v4rec.stats import activity_cohorts, paired_test, summarise
+
+COHORTS = ("all", "low", "medium", "high")
+LIST_LEVEL = ("coverage", "gini")  # measures of all lists together: no per-user values
+METRICS_SCHEMA = {
+    "split": pl.String,
+    "cohort": pl.String,
+    "metric": pl.String,
+    "k": pl.Int64,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "n_users": pl.Int64,
+}
+
+
+def evaluate_run(
+    recs: pl.DataFrame,
+    truths: dict[str, pl.DataFrame],
+    train: pl.DataFrame,
+    items: pl.DataFrame,
+    ks: list[int],
+    *,
+    item_vectors: np.ndarray | None = None,
+    reference_vectors: np.ndarray | None = None,
+    per_user_ks: list[int] = (),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Metrics of one run as ``(table, per_user)``.
+
+    ``table``: split, cohort (all/low/medium/high train activity), metric, k, value, 95 %
+    bootstrap CI over users, n_users. ``per_user``: user, split, metric, k, value for the
+    ``per_user_ks`` (for paired tests and distributions).
+    """
+    n_items = items.height
+    tables, per_user_rows = [], []
+    for split, truth in truths.items():
+        users, accuracy = per_user_metrics(recs, truth, ks)
+        frame, beyond = beyond_accuracy(
+            recs,
+            train,
+            n_items,
+            ks,
+            item_vectors=item_vectors,
+            reference_vectors=reference_vectors,
+            item_categories=items,
+            users=users,
+        )
+        values = {(m, k): accuracy[m][:, j] for m in accuracy for j, k in enumerate(ks)}
+        values.update(beyond)
+        cohort_of = activity_cohorts(train, users)["cohort"].to_numpy()
+        for cohort in COHORTS:
+            mask = np.ones(users.size, bool) if cohort == "all" else cohort_of == cohort
+            if not mask.any():
+                continue
+            summary = summarise(
+                {key: v[mask] for key, v in values.items()}, n_boot=n_boot, seed=seed
+            )
+            tables.append(
+                summary.with_columns(pl.lit(split).alias("split"), pl.lit(cohort).alias("cohort"))
+            )
+        lists = frame.filter(pl.col("metric").is_in(LIST_LEVEL))
+        tables.append(
+            lists.with_columns(
+                pl.lit(split).alias("split"),
+                pl.lit("all").alias("cohort"),
+                pl.lit(None, pl.Float64).alias("ci_low"),
+                pl.lit(None, pl.Float64).alias("ci_high"),
+                pl.lit(int(users.size)).alias("n_users"),
+            )
+        )
+        for (metric, k), v in values.items():
+            if k in per_user_ks:
+                per_user_rows.append(
+                    pl.DataFrame(
+                        {
+                            "user": users.astype(np.int32),
+                            "split": split,
+                            "metric": metric,
+                            "k": int(k),
+                            "value": v.astype(np.float64),
+                        }
+                    )
+                )
+    table = pl.concat([t.select(list(METRICS_SCHEMA)).cast(METRICS_SCHEMA) for t in tables])
+    order = {m: i for i, m in enumerate(["recall", "ndcg", "precision", "hitrate"])}
+    table = table.sort(
+        pl.col("split"),
+        pl.col("cohort").replace_strict({c: i for i, c in enumerate(COHORTS)}),
+        pl.col("metric").replace_strict(order, default=len(order)),
+        pl.col("metric"),
+        pl.col("k"),
+    )
+    per_user = pl.concat(per_user_rows) if per_user_rows else pl.DataFrame()
+    return table, per_user
+
+
+def paired_comparisons(
+    per_user: dict[str, pl.DataFrame],
+    baseline: str,
+    *,
+    split: str = "test",
+    metrics: tuple[str, ...] = ("recall", "ndcg"),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Every run against ``baseline`` on the same users: difference, bootstrap CI, p-values."""
+    rows = []
+    base = per_user[baseline].filter(pl.col("split") == split)
+    for run, frame in per_user.items():
+        joined = (
+            frame.filter(pl.col("split") == split)
+            .join(base, on=["user", "split", "metric", "k"], suffix="_base")
+            .filter(pl.col("metric").is_in(metrics))
+            .sort("metric", "k", "user")
+        )
+        for (metric, k), group in joined.group_by(["metric", "k"], maintain_order=True):
+            test = paired_test(
+                group["value"].to_numpy(), group["value_base"].to_numpy(), n_boot=n_boot, seed=seed
+            )
+            rows.append(
+                {
+                    "run": run,
+                    "baseline": baseline,
+                    "split": split,
+                    "metric": metric,
+                    "k": int(k),
+                    **{key: int(v) if key == "n_users" else float(v) for key, v in test.items()},
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def summary_table(
+    tables: dict[str, pl.DataFrame],
+    per_user: dict[str, pl.DataFrame],
+    baselines: list[str],
+    *,
+    ks: list[int],
+    select_k: int,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[pl.DataFrame, str]:
+    """Headline test metrics of every run with CIs, and a paired test against the best
+    baseline, the baseline chosen by validation Recall@``select_k`` (never by test)."""
+
+    def valid_recall(run):
+        t = tables[run]
+        row = t.filter(
+            (pl.col("split") == "valid")
+            & (pl.col("cohort") == "all")
+            & (pl.col("metric") == "recall")
+            & (pl.col("k") == select_k)
+        )
+        return row["value"][0] if row.height else -np.inf
+
+    best = max(baselines, key=valid_recall)
+    headline = pl.concat(
+        [
+            t.filter(
+                (pl.col("split") == "test")
+                & (pl.col("cohort") == "all")
+                & pl.col("metric").is_in(["recall", "ndcg"])
+                & pl.col("k").is_in(ks)
+            ).select(
+                pl.lit(run).alias("run"), "metric", "k", "value", "ci_low", "ci_high", "n_users"
+            )
+            for run, t in tables.items()
+        ]
+    )
+    tests = paired_comparisons(per_user, best, n_boot=n_boot, seed=seed).select(
+        "run",
+        "metric",
+        "k",
+        pl.col("diff").alias("diff_vs_baseline"),
+        pl.col("low").alias("diff_ci_low"),
+        pl.col("high").alias("diff_ci_high"),
+        pl.col("p_value"),
+        pl.col("t_p_value"),
+    )
+    summary = headline.join(tests, on=["run", "metric", "k"], how="left").with_columns(
+        pl.lit(best).alias("baseline")
+    )
+    return summary, best
