@@ -96,6 +96,13 @@ def _check_references(config: Mapping[str, Any]) -> None:
             f"config key evaluate.ks: K={max(ks)} exceeds recommend.k={config['recommend']['k']}; "
             "raise recommend.k or drop the larger K values."
         )
+    for name, dataset in config["datasets"].items():
+        if dataset["kind"] == "events" and dataset["source"] == "files":
+            if not dataset["files"].get("events"):
+                raise InputError(
+                    f"config key datasets.{name}.files.events: required with source: files "
+                    "(a path, glob or list of event-log files)."
+                )
     if not set(config["evaluate"]["per_user_ks"]) <= set(ks):
         raise InputError(
             f"config key evaluate.per_user_ks: {config['evaluate']['per_user_ks']} must be a "

@@ -1,4 +1,5 @@
 # Helpers shared by the rules: config validation, wildcard constraints, params and targets.
+import glob
 import re
 
 from mp2v4rec.config import (
@@ -77,6 +78,27 @@ def archive_path(wildcards):
     if DATASETS[wildcards.dataset]["source"] == "synthetic":
         return f"resources/{wildcards.dataset}/synthetic_KuaiRec.zip"
     return f"resources/{wildcards.dataset}/KuaiRec.zip"
+
+
+EVENT_TABLES = ["events", "follows", "items", "eval_events"]
+EVENT_INPUTS = {t: "item_meta" if t == "items" else t for t in EVENT_TABLES}  # "items" is reserved
+
+
+def event_files(wildcards):
+    """Input files of an event-log dataset per table (globs expanded), or the generator's."""
+    dataset = DATASETS[wildcards.dataset]
+    if dataset["source"] == "synthetic":
+        folder = f"resources/{wildcards.dataset}/synthetic_events"
+        return {EVENT_INPUTS[t]: f"{folder}/{t}.parquet" for t in EVENT_TABLES}
+    files = {}
+    for table in EVENT_TABLES:
+        given = dataset["files"].get(table)
+        if given is None:
+            continue
+        patterns = [given] if isinstance(given, str) else given
+        found = sorted(f for p in patterns for f in (glob.glob(p) or [p]))
+        files[EVENT_INPUTS[table]] = found
+    return files
 
 
 def settings(wildcards):

@@ -62,3 +62,51 @@ rule preprocess_kuairec:
         preprocess=lambda w: plain(DATASETS[w.dataset]["preprocess"]),
     script:
         "../../scripts/preprocess_kuairec.py"
+
+
+rule synthesize_events:
+    output:
+        multiext(
+            "resources/{dataset}/synthetic_events/",
+            *[f"{t}.parquet" for t in EVENT_TABLES],
+        ),
+    log:
+        "results/{dataset}/logs/synthesize_events.log",
+    benchmark:
+        "results/{dataset}/benchmarks/synthesize_events.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with(kind="events", source="synthetic")),
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    params:
+        synthetic=lambda w: plain(DATASETS[w.dataset]["synthetic"]),
+    script:
+        "../../scripts/synthesize_events.py"
+
+
+rule preprocess_events:
+    input:
+        unpack(event_files),
+    output:
+        train=f"{R}/data/train.parquet",
+        valid=f"{R}/data/valid.parquet",
+        test=f"{R}/data/test.parquet",
+        social=f"{R}/data/social.parquet",
+        user_table=f"{R}/data/users.parquet",
+        item_table=f"{R}/data/items.parquet",
+        stats=f"{R}/data/stats.json",
+    log:
+        f"{R}/logs/preprocess_events.log",
+    benchmark:
+        f"{R}/benchmarks/preprocess_events.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with(kind="events")),
+    resources:
+        mem_mb=scaled(40, 2000),
+        runtime=scaled(0.5, 10, per_attempt=False),
+    params:
+        preprocess=lambda w: plain(DATASETS[w.dataset]["preprocess"]),
+        columns=lambda w: plain(DATASETS[w.dataset]["columns"]),
+    script:
+        "../../scripts/preprocess_events.py"
