@@ -22,6 +22,9 @@ test: $(STAMP)  ## unit, DAG and end-to-end tests
 all: $(STAMP)  ## the study's KuaiRec setup (downloads KuaiRec, 430 MB)
 	$(BIN)/snakemake --cores $(CORES) all
 
+report: $(STAMP)  ## the demo's HTML report (after make demo): results/report.html
+	$(BIN)/snakemake all --configfile configs/demo.yaml --report results/report.html
+
 lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests benchmarks
 	$(BIN)/ruff format --check src scripts tests benchmarks

@@ -1,6 +1,6 @@
 # mp2v4rec: metapath2vec recommendations (MP2V, R-MP2V) against W2V and reference baselines.
 # `snakemake --cores 16 all` runs config.yaml (the study's KuaiRec setup);
-# `snakemake --cores 2 --configfile configs/demo.yaml all` runs the embedded synthetic demo.
+# `snakemake all --cores 2 --configfile configs/demo.yaml` runs the embedded synthetic demo.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -12,6 +12,9 @@ if not workflow.overwrite_configfiles:
     configfile: f"{workflow.basedir}/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/walks.smk"
@@ -19,6 +22,22 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
+
+
+# small summaries and figures run where snakemake runs, not as cluster jobs
+localrules:
+    all,
+    search,
+    walk_corpus,
+    metrics_table,
+    summary_table,
+    ablation_table,
+    search_select,
+    search_report,
+    plot_metrics_by_k,
+    plot_pca,
+    plot_beyond_accuracy,
+    plot_training_curves,
 
 
 rule all:

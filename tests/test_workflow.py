@@ -269,3 +269,36 @@ def test_events_example_config_validates():
 
     config = load_config(ROOT / "configs/events-example.yaml")
     assert config["datasets"]["mylogs"]["columns"]["events"]["item_id"] == "track_id"
+
+
+def test_html_report_gathers_figures_and_tables(demo_run):
+    from html.parser import HTMLParser
+
+    report = demo_run / "report.html"
+    snakemake(
+        demo_run, "all", "--configfile", str(ROOT / "configs/test.yaml"), "--report", str(report)
+    )
+    text = report.read_text()
+
+    class Tags(HTMLParser):
+        count = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.count += 1
+
+    parser = Tags()
+    parser.feed(text)
+    assert parser.count > 10
+    for name in [
+        "metrics_by_k.png",
+        "pca_embeddings.png",
+        "diversity_histogram.png",
+        "feature_diversity.png",
+        "lorenz_curves.png",
+        "cohort_metrics.png",
+        "training_curves.png",
+        "ablation.png",
+        "summary.tsv",
+        "metrics.tsv",
+    ]:
+        assert name in text, name

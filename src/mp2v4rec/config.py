@@ -66,8 +66,20 @@ def _describe(error: jsonschema.ValidationError) -> str:
             "Fix the spelling or remove the key."
         )
     if error.validator == "enum":
-        return f"config key {where}: {error.instance!r} is not one of {error.validator_value}."
-    return f"config key {where}: {error.message}."
+        return (
+            f"config key {where}: {error.instance!r} is not one of {error.validator_value}; "
+            "use one of these."
+        )
+    if error.validator == "type":
+        return f"config key {where}: {error.message}; write a value of that type."
+    if error.validator == "minItems":
+        return (
+            f"config key {where}: {error.message}; give at least {error.validator_value} "
+            "value(s), or remove the key to use its default."
+        )
+    return (
+        f"config key {where}: {error.message}; fix the value (config.yaml documents every key)."
+    )
 
 
 def validate_config(

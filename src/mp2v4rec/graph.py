@@ -179,6 +179,13 @@ def load_graph(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return graph
 
 
+_CHAIN_HINT = (
+    "order the relations so each starts where the previous one ends ("
+    + ", ".join(f"{rel}: {a} -> {b}" for rel, (a, b) in RELATIONS.items())
+    + "), e.g. [user_item, item_user] or [user_user, user_item, item_user]"
+)
+
+
 def validate_metapath(relations: list[str], name: str = "metapath") -> None:
     """Check that a metapath is a non-empty cycle of known, chaining relations starting at users."""
     key = f"metapaths.{name}"
@@ -186,10 +193,13 @@ def validate_metapath(relations: list[str], name: str = "metapath") -> None:
         raise InputError(f"{key}: expected a non-empty list of relations, got {relations!r}")
     for rel in relations:
         if rel not in RELATIONS:
-            raise InputError(f"{key}: unknown relation {rel!r}; allowed: {', '.join(RELATIONS)}")
+            raise InputError(
+                f"{key}: unknown relation {rel!r}; use one of: {', '.join(RELATIONS)}"
+            )
     if RELATIONS[relations[0]][0] != "user":
         raise InputError(
-            f"{key}: the first relation {relations[0]!r} must start at a user (walks start there)"
+            f"{key}: the first relation {relations[0]!r} must start at a user (walks start "
+            f"there); {_CHAIN_HINT}"
         )
     for k, rel in enumerate(relations):
         nxt = relations[(k + 1) % len(relations)]
@@ -201,5 +211,5 @@ def validate_metapath(relations: list[str], name: str = "metapath") -> None:
             )
             raise InputError(
                 f"{key}: {rel!r} ends at a {RELATIONS[rel][1]} but {nxt!r} starts at a "
-                f"{RELATIONS[nxt][0]} ({where})"
+                f"{RELATIONS[nxt][0]} ({where}); {_CHAIN_HINT}"
             )

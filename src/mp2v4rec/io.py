@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,17 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load every array of an npz file; pickled objects are refused."""
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """Load every array of an npz file; pickled objects are refused with an InputError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, zipfile.BadZipFile, EOFError, AttributeError) as exc:
+        # object arrays and pickles: ValueError; a damaged zip: BadZipFile/EOFError;
+        # a plain .npy (no archive, so no context manager): AttributeError
+        raise InputError(
+            f"{path}: cannot load its arrays ({exc}); stage files hold plain numeric npz "
+            "arrays, never pickled objects: delete the file and rerun the stage that writes it"
+        ) from exc
 
 
 def script_logger(log_path: str | os.PathLike | None, name: str) -> logging.Logger:

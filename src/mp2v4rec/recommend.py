@@ -102,12 +102,18 @@ def recommend_top_k(
     seen: sp.csr_matrix | None = None,
     chunk_size: int = 2048,
     log: logging.Logger | None = None,
+    item_bias: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` items for each of ``users``, best first.
 
     Returns ``items`` (int32) and ``scores`` (float32), both ``[len(users), k]``. Items in
     ``seen[user]`` are never recommended; a user with fewer than ``k`` unseen items gets a short
     list, padded with item -1 and score -inf. Equal scores are ordered by lower item index.
+
+    ``item_bias`` (float ``[n_items]``) is added to every user's cosine/dot score (e.g. a
+    popularity prior). ``candidates`` (item indices) restricts the lists to those items; when
+    fewer than ``k`` remain, the lists are padded as above.
     """
     if score not in SCORES:
         raise InputError(f"unknown score {score!r}; choose one of {list(SCORES)}")
@@ -144,27 +150,59 @@ def recommend_top_k(
                 f"seen matrix has shape {seen.shape}, expected ({n_users}, {n_items}) "
                 "(users x items of the embeddings)"
             )
+    bias = None
+    if item_bias is not None:
+        bias = np.asarray(item_bias, dtype=np.float32)
+        if bias.shape != (n_items,) or not np.isfinite(bias).all():
+            raise InputError(
+                f"item_bias must be {n_items} finite numbers (one per item), got shape {bias.shape}"
+            )
+    cols, col_of = None, None  # candidate items (sorted) and each item's column, -1 if none
+    if candidates is not None:
+        cols = np.asarray(candidates)
+        if cols.ndim != 1 or not cols.size or not np.issubdtype(cols.dtype, np.integer):
+            raise InputError(
+                f"candidates must be a non-empty 1-D integer array, got {cols.dtype} {cols.shape}"
+            )
+        cols = np.unique(cols.astype(np.int64))
+        if cols[0] < 0 or cols[-1] >= n_items:
+            bad = int(cols[0] if cols[0] < 0 else cols[-1])
+            raise InputError(f"candidate item {bad} is outside the {n_items} items")
+        col_of = np.full(n_items, -1, dtype=np.int64)
+        col_of[cols] = np.arange(cols.size)
+        V = V[cols]
+        bias = None if bias is None else bias[cols]
+    kk = min(k, V.shape[0])  # columns actually ranked; the rest is padding
 
     if score == "cosine":
         V = _normalise(V)
     VT = np.ascontiguousarray(V.T)
     out_items = np.empty((users.size, k), dtype=np.int32)
     out_scores = np.empty((users.size, k), dtype=np.float32)
+    out_items[:, kk:], out_scores[:, kk:] = -1, -np.inf  # fewer candidates than k
     for start in range(0, users.size, chunk_size):
         chunk = users[start : start + chunk_size]
         Uc = U[chunk]
         if score == "cosine":
             Uc = _normalise(Uc)
-        S = Uc @ VT  # float32 [chunk, n_items]
+        S = Uc @ VT  # float32 [chunk, n_items or n_candidates]
+        if bias is not None:
+            S += bias
         if seen is not None:
             sub = seen[chunk]
             rows = np.repeat(np.arange(chunk.size), np.diff(sub.indptr))
             stored = sub.data != 0  # explicitly stored False entries are not seen
-            S[rows[stored], sub.indices[stored]] = -np.inf
-        idx, vals = _top_k(S, k)
+            rows, c = rows[stored], sub.indices[stored]
+            if col_of is not None:  # seen items outside the candidates need no mask
+                c = col_of[c]
+                rows, c = rows[c >= 0], c[c >= 0]
+            S[rows, c] = -np.inf
+        idx, vals = _top_k(S, kk)
+        if cols is not None:
+            idx = cols[idx]  # columns back to item indices (sorted, so ties stay by item)
         idx[vals == -np.inf] = -1  # masked slots: the user has fewer than k unseen items
-        out_items[start : start + chunk.size] = idx
-        out_scores[start : start + chunk.size] = vals
+        out_items[start : start + chunk.size, :kk] = idx
+        out_scores[start : start + chunk.size, :kk] = vals
         if log is not None:
             log.info("recommend: %d/%d users scored", start + chunk.size, users.size)
     return out_items, out_scores

@@ -4,6 +4,17 @@ train = big-matrix rows with watch_ratio >= threshold (weight = watch_ratio); ev
 fully observed small matrix, whose positives are split per user into validation and test;
 social = the follow lists. Members are streamed from the zip in chunks of whole lines, so memory
 stays bounded by the positives kept, not by the 12.5M-row big matrix.
+
+Value rules (a bad value stops with an InputError naming the member, column and row):
+watch_ratio must be a finite number >= 0 (a negative, NaN or infinite ratio is an error, not a
+non-positive); an empty or NaN timestamp is missing (kept, null time), an infinite or
+out-of-range one is an error. Duplicate (user, item) positives are merged (max weight, earliest
+time) and counted (``duplicate_positive_rows``, ``small_duplicate_positive_rows``).
+Small-matrix positives of users or items without any train positive (cold) are kept and
+evaluated, as in the study (their embeddings are zero vectors), and counted
+(``eval_cold_users``, ``eval_cold_items``, ``eval_cold_pairs``); small-matrix users without any
+positive have an empty test set, are counted (``eval_users_without_positives``) and are left out
+of the metrics (the metrics average over users with held-out positives).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ MATRIX_REQUIRED = ("user_id", "video_id", "watch_ratio")  # must not be empty
 SOCIAL_DTYPES = {"user_id": pl.Int64, "friend_list": pl.String}
 CATEGORY_DTYPES = {"video_id": pl.Int64, "feat": pl.String}
 CHUNK_BYTES = 64 << 20  # uncompressed bytes parsed at a time
+MAX_TIMESTAMP_S = 9.0e15  # seconds; larger values overflow int64 milliseconds
 ID_LIST = r"^\s*\[\s*(\d+\s*(,\s*\d+\s*)*)?\]\s*$"  # "[4202, 7126]", "[]"
 
 # the study's counts on the real archive, logged next to ours for comparison
@@ -78,7 +90,8 @@ def find_member(zf: zipfile.ZipFile, archive: str, suffix: str) -> str:
     ]
     if not names:
         raise InputError(
-            f"{archive}: no member '*/{suffix}' in the archive; is this the KuaiRec 2.0 zip?"
+            f"{archive}: no member '*/{suffix}' in the archive; use the KuaiRec 2.0 zip "
+            "(download it again if this copy is incomplete or repacked)"
         )
     if len(names) > 1:
         raise InputError(f"{archive}: several members match '*/{suffix}': {names}")
@@ -92,8 +105,8 @@ def read_header(stream: IO[bytes], member: str, columns: list[str]) -> bytes:
     for column in columns:
         if column not in header:
             raise InputError(
-                f"{member}: missing column '{column}' (header has {header}); "
-                "expected the KuaiRec 2.0 format"
+                f"{member}: missing column '{column}' (header has {header}); rename the "
+                "column back or use the unmodified KuaiRec 2.0 archive"
             )
     return line
 
@@ -136,15 +149,20 @@ def iter_member(
 ) -> Iterator[pl.DataFrame]:
     """Typed chunks of a CSV member, streamed (never the whole member in memory)."""
     label = f"{zf.filename}: {member}"  # for messages
-    with zf.open(member) as stream:
-        header = read_header(stream, label, list(dtypes))
-        rows = 0
-        while block := stream.read(CHUNK_BYTES):
-            if not block.endswith(b"\n"):
-                block += stream.readline()  # finish the last line
-            df = parse_chunk(header + block, label, dtypes, required, rows)
-            rows += df.height
-            yield df
+    try:
+        with zf.open(member) as stream:
+            header = read_header(stream, label, list(dtypes))
+            rows = 0
+            while block := stream.read(CHUNK_BYTES):
+                if not block.endswith(b"\n"):
+                    block += stream.readline()  # finish the last line
+                df = parse_chunk(header + block, label, dtypes, required, rows)
+                rows += df.height
+                yield df
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged compressed data
+        raise InputError(
+            f"{label}: the member is corrupt ({exc}); download the archive again"
+        ) from exc
 
 
 def read_member(zf: zipfile.ZipFile, member: str, dtypes: dict, required=()) -> pl.DataFrame:
@@ -152,10 +170,33 @@ def read_member(zf: zipfile.ZipFile, member: str, dtypes: dict, required=()) -> 
     return pl.concat(chunks) if chunks else pl.DataFrame(schema=dtypes)
 
 
+def check_matrix_values(df: pl.DataFrame, member: str, row_offset: int) -> pl.DataFrame:
+    """Refuse a negative, NaN or infinite watch_ratio and an infinite or out-of-range timestamp;
+    a NaN timestamp becomes missing (null). ``row_offset``: data rows before this chunk."""
+
+    def fail(column: str, index: int, problem: str) -> InputError:
+        row = row_offset + index + 1
+        return InputError(
+            f"{member}: column '{column}' row {row} (file line {row + 1}): "
+            f"{df[column][index]!r} {problem}; fix or drop the row, or download the archive again"
+        )
+
+    ratio = df["watch_ratio"]
+    bad = (ratio.is_nan() | ratio.is_infinite() | (ratio < 0)).arg_true()
+    if len(bad):
+        raise fail("watch_ratio", int(bad[0]), "is not a finite number >= 0")
+    df = df.with_columns(pl.col("timestamp").fill_nan(None))
+    bad = (df["timestamp"].abs() >= MAX_TIMESTAMP_S).arg_true()
+    if len(bad):
+        raise fail("timestamp", int(bad[0]), "is not a time in seconds since the epoch")
+    return df
+
+
 def scan_matrix(zf: zipfile.ZipFile, member: str, threshold: float) -> MatrixScan:
     """One pass over a matrix: count rows, collect distinct ids, keep the positive rows."""
     rows, users, items, positives = 0, [], [], []
     for df in iter_member(zf, member, MATRIX_DTYPES, MATRIX_REQUIRED):
+        df = check_matrix_values(df, f"{zf.filename}: {member}", rows)
         rows += df.height
         users.append(df["user_id"].unique().to_numpy())
         items.append(df["video_id"].unique().to_numpy())
@@ -180,7 +221,8 @@ def parse_id_lists(values: pl.Series, member: str, column: str) -> pl.Series:
         i = int((~ok).arg_true()[0])
         raise InputError(
             f"{member}: column '{column}' row {i + 1} (file line {i + 2}): {values[i]!r} "
-            "is not a bracketed list of integer ids like '[4202, 7126]'"
+            "is not a bracketed list of integer ids like '[4202, 7126]'; fix the row or "
+            "download the archive again"
         )
     inner = values.fill_null("[]").str.strip_chars(" []").str.split(",")
     ids = inner.list.eval(pl.element().str.strip_chars()).list.eval(
@@ -350,6 +392,11 @@ def preprocess_kuairec(
     valid, test = split_eval(eval_pairs, valid_fraction, seed)
     social_df, social_counts = social_edges(social, user_ids, f"{archive}: {members[SOCIAL]}")
     in_train = eval_pairs.join(train, on=["user", "item"], how="semi").height
+    cold_users = eval_pairs.join(train, on="user", how="anti")["user"].unique()
+    cold_items = eval_pairs.join(train, on="item", how="anti")["item"].unique()
+    cold_pairs = eval_pairs.filter(
+        pl.col("user").is_in(cold_users.implode()) | pl.col("item").is_in(cold_items.implode())
+    ).height
 
     stats = {
         "big_matrix_rows": big.rows,
@@ -373,6 +420,9 @@ def preprocess_kuairec(
         "evaluated_users": len(small.users),
         "eval_users_without_positives": len(small.users) - eval_pairs["user"].n_unique(),
         "eval_pairs_in_train": in_train,
+        "eval_cold_users": len(cold_users),
+        "eval_cold_items": len(cold_items),
+        "eval_cold_pairs": cold_pairs,
         "social_rows": social.height,
         "social_edges": social_df.height,
         "social_users": social_df["user"].n_unique(),
