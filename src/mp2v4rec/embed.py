@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 
@@ -153,12 +154,12 @@ def init_vectors(user_vectors: np.ndarray, item_vectors: np.ndarray) -> dict[str
 
 def mean_item_vectors(item_vectors: np.ndarray, train: pl.DataFrame, n_users: int) -> np.ndarray:
     """Each user's vector as the mean of their train items' vectors (zeros for no items)."""
-    users = train["user"].to_numpy()
-    items = train["item"].to_numpy()
-    sums = np.zeros((n_users, item_vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, users, item_vectors[items])
-    counts = np.bincount(users, minlength=n_users)[:, None]
-    return (sums / np.maximum(counts, 1)).astype(np.float32)
+    rows = sp.csr_matrix(
+        (np.ones(train.height, np.float32), (train["user"].to_numpy(), train["item"].to_numpy())),
+        shape=(n_users, item_vectors.shape[0]),
+    )
+    counts = np.asarray(rows.sum(axis=1)).ravel()
+    return np.asarray(rows @ item_vectors / np.maximum(counts, 1)[:, None], dtype=np.float32)
 
 
 def write_sequences(train: pl.DataFrame, path: str | os.PathLike) -> dict[str, int]:
