@@ -75,11 +75,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "minItems":
         return (
             f"config key {where}: {error.message}; give at least {error.validator_value} "
-            "value(s), or remove the key to use its default."
+            "value(s), or remove the key."
         )
-    return (
-        f"config key {where}: {error.message}; fix the value (config.yaml documents every key)."
-    )
+    return f"config key {where}: {error.message}; fix the value (config.yaml documents every key)."
 
 
 def validate_config(

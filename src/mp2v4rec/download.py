@@ -121,6 +121,8 @@ def _describe(exc: BaseException) -> str:
     """A one-line description of a network failure for logs and messages."""
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, _Truncated):
+        return f"download cut: {exc}"
     if isinstance(exc, urllib.error.URLError):
         if isinstance(exc.reason, str):
             return exc.reason
@@ -283,8 +285,13 @@ def _finish(part: Path, dest: Path, size: int, md5: str, url: str, log) -> None:
     _log(log, logging.INFO, "%s verified (%d bytes, md5 %s)", dest, size, md5)
 
 
-def _all_failed(dest: Path, part: Path, failures: list[tuple[str, BaseException]]) -> str:
-    lines = [f"could not download {dest.name} from any configured URL:"]
+def _all_failed(
+    dest: Path, part: Path, failures: list[tuple[str, BaseException]], retries: int
+) -> str:
+    lines = [
+        f"could not download {dest.name} from any configured URL (transient errors were "
+        f"retried {retries} times per URL):"
+    ]
     lines += [f"  {url}: {_describe(exc)}" for url, exc in failures]
     lines.append(
         f"No network? Download {dest.name} yourself (from a URL above) and set "
@@ -372,4 +379,4 @@ def fetch_archive(
             f"no URL to download {dest.name} from: set `datasets.<name>.download.urls`, or "
             f"`datasets.<name>.archive: /path/to/{dest.name}` in the config"
         )
-    raise InputError(_all_failed(dest, part, failures))
+    raise InputError(_all_failed(dest, part, failures, retries))

@@ -179,6 +179,7 @@ def load_graph(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return graph
 
 
+_A = {"user": "a user", "item": "an item"}
 _CHAIN_HINT = (
     "order the relations so each starts where the previous one ends ("
     + ", ".join(f"{rel}: {a} -> {b}" for rel, (a, b) in RELATIONS.items())
@@ -193,9 +194,7 @@ def validate_metapath(relations: list[str], name: str = "metapath") -> None:
         raise InputError(f"{key}: expected a non-empty list of relations, got {relations!r}")
     for rel in relations:
         if rel not in RELATIONS:
-            raise InputError(
-                f"{key}: unknown relation {rel!r}; use one of: {', '.join(RELATIONS)}"
-            )
+            raise InputError(f"{key}: unknown relation {rel!r}; use one of: {', '.join(RELATIONS)}")
     if RELATIONS[relations[0]][0] != "user":
         raise InputError(
             f"{key}: the first relation {relations[0]!r} must start at a user (walks start "
@@ -210,6 +209,6 @@ def validate_metapath(relations: list[str], name: str = "metapath") -> None:
                 else f"positions {k} and {k + 1}"
             )
             raise InputError(
-                f"{key}: {rel!r} ends at a {RELATIONS[rel][1]} but {nxt!r} starts at a "
-                f"{RELATIONS[nxt][0]} ({where}); {_CHAIN_HINT}"
+                f"{key}: {rel!r} ends at {_A[RELATIONS[rel][1]]} but {nxt!r} starts at "
+                f"{_A[RELATIONS[nxt][0]]} ({where}); {_CHAIN_HINT}"
             )

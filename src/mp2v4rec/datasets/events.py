@@ -19,12 +19,12 @@ forms (a number in ``timestamp_unit`` or an ISO string).
 Scores follow the study: every event counts ``event_weights[event] * count * 2^(-age /
 half_life)`` with age = reference_time - event time (reference: the latest events timestamp
 unless given, also in temporal mode; events after it weigh more than their nominal weight),
-summed per (user, item); the pair's timestamp is its latest event. Event types missing from
-``event_weights`` are an error unless ``default_event_weight`` is set. Pairs with score <=
-``positive_min_score`` are dropped (so a zero weight ignores an event type). Then users with
-fewer than ``min_user_interactions`` distinct items and items with fewer than
-``min_item_interactions`` distinct users are removed, once or until nothing changes
-(``filter_to_fixed_point``).
+summed per (user, item) (``merged_event_rows`` counts the rows merged into another); the
+pair's timestamp is its latest event. Event types missing from ``event_weights`` are an error
+unless ``default_event_weight`` is set. Pairs with score <= ``positive_min_score`` are dropped
+(so a zero weight ignores an event type). Then users with fewer than ``min_user_interactions``
+distinct items and items with fewer than ``min_item_interactions`` distinct users are removed,
+once or until nothing changes (``filter_to_fixed_point``).
 
 Held-out positives (``split``): "eval_events" (default when eval_events are given) scores those
 files the same way, with the same reference time; "temporal" (default when ``cutoff_time`` is
@@ -822,6 +822,7 @@ def preprocess_events(
         "half_life_days": None if half_life_days is None else float(half_life_days),
         "event_weights": weights,
         "scored_pairs": scored.height,
+        "merged_event_rows": summary["rows"] - scored.height,
         "pairs_below_min_score": scored.height - pairs.height,
         "pairs_before_filters": pairs.height,
         "users_before_filters": int(pairs["user_id"].n_unique()),

@@ -53,7 +53,7 @@ SOCIAL_DTYPES = {"user_id": pl.Int64, "friend_list": pl.String}
 CATEGORY_DTYPES = {"video_id": pl.Int64, "feat": pl.String}
 CHUNK_BYTES = 64 << 20  # uncompressed bytes parsed at a time
 MAX_TIMESTAMP_S = 9.0e15  # seconds; larger values overflow int64 milliseconds
-ID_LIST = r"^\s*\[\s*(\d+\s*(,\s*\d+\s*)*)?\]\s*$"  # "[4202, 7126]", "[]"
+ID_LIST = r"^\s*\[\s*(\d{1,18}\s*(,\s*\d{1,18}\s*)*)?\]\s*$"  # "[4202, 7126]", "[]"; int64
 
 # the study's counts on the real archive, logged next to ours for comparison
 STUDY_COUNTS = {
@@ -224,7 +224,8 @@ def parse_id_lists(values: pl.Series, member: str, column: str) -> pl.Series:
             "is not a bracketed list of integer ids like '[4202, 7126]'; fix the row or "
             "download the archive again"
         )
-    inner = values.fill_null("[]").str.strip_chars(" []").str.split(",")
+    text = values.fill_null("[]").str.strip_chars()  # any whitespace, then the brackets
+    inner = text.str.strip_prefix("[").str.strip_suffix("]").str.split(",")
     ids = inner.list.eval(pl.element().str.strip_chars()).list.eval(
         pl.element().filter(pl.element() != "").cast(pl.Int64)
     )

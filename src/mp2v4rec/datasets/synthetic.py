@@ -34,7 +34,7 @@ END_MS = 1_599_235_200_000  # 2020-09-05 00:00 +08:00
 MISSING_TIME_FRACTION = 0.02  # small-matrix rows with empty time, date and timestamp
 REWATCH_FRACTION = 0.02  # big-matrix pairs watched twice
 TOP_UP_ROUNDS = 6  # rounds of redrawing to reach each user's activity in distinct items
-MU_MATCH, MU_OTHER, SIGMA = np.log(3.0), np.log(0.8), 0.5  # log watch_ratio
+RATIO_SIGMA = 0.5  # spread of log watch_ratio around the medians below
 WRITE_ROWS = 500_000  # rows formatted and written at a time
 ZIP_DATE = (2020, 9, 5, 0, 0, 0)  # fixed member timestamps: same seed, same bytes
 
@@ -117,10 +117,11 @@ def _sample_popular(
     return np.where(in_community, order[local], global_pick)
 
 
-def _play_ms(rng, matching: np.ndarray, video_ms: np.ndarray) -> np.ndarray:
-    """Play duration (int ms): video length times a log-normal ratio, higher when matching."""
-    mu = np.where(matching, MU_MATCH, MU_OTHER)
-    return np.rint(np.exp(rng.normal(mu, SIGMA)) * video_ms).astype(np.int64)
+def _play_ms(rng, matching, video_ms, match_ratio: float, other_ratio: float) -> np.ndarray:
+    """Play duration (int ms): video length times a log-normal watch ratio whose median is
+    ``match_ratio`` on same-community pairs and ``other_ratio`` elsewhere."""
+    mu = np.log(np.where(matching, match_ratio, other_ratio))
+    return np.rint(np.exp(rng.normal(mu, RATIO_SIGMA)) * video_ms).astype(np.int64)
 
 
 def _time_columns() -> list[pl.Expr]:
@@ -231,9 +232,16 @@ def generate_synthetic_kuairec(
     homophily: float = 0.9,
     in_community: float = 0.8,
     zipf: float = 1.1,
+    match_ratio: float = 3.0,
+    other_ratio: float = 0.8,
     seed: int = 0,
 ) -> SyntheticKuaiRec:
-    """Build the four KuaiRec tables with planted communities; deterministic by seed."""
+    """Build the four KuaiRec tables with planted communities; deterministic by seed.
+
+    ``match_ratio`` / ``other_ratio`` are the median watch ratios of same-community and other
+    pairs: the closer ``other_ratio`` is to the positive threshold, the more cross-community
+    positives the train set holds and the more the watch ratio (the weight) carries the signal.
+    """
     probs = dict(social_users=social_users, homophily=homophily, in_community=in_community)
     _check_params(n_users, n_items, n_communities, small_users, small_items, probs, zipf)
     if interactions_per_user <= 0:
@@ -260,8 +268,9 @@ def generate_synthetic_kuairec(
     keep = ~(is_small_user[bu] & is_small_item[bi])
     bu, bi = bu[keep], bi[keep]
 
-    big_play = _play_ms(rng, user_comm[bu] == item_comm[bi], video_ms[bi])
-    small_play = _play_ms(rng, user_comm[su] == item_comm[si], video_ms[si])
+    ratios = dict(match_ratio=match_ratio, other_ratio=other_ratio)
+    big_play = _play_ms(rng, user_comm[bu] == item_comm[bi], video_ms[bi], **ratios)
+    small_play = _play_ms(rng, user_comm[su] == item_comm[si], video_ms[si], **ratios)
     big_ms = rng.integers(START_MS, END_MS, len(bu))
     small_ms = rng.integers(START_MS, END_MS, len(su))
     small_missing = rng.random(len(su)) < MISSING_TIME_FRACTION
