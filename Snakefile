@@ -35,6 +35,7 @@ localrules:
     search_select,
     search_report,
     plot_metrics_by_k,
+    plot_metrics_by_protocol,
     plot_pca,
     plot_beyond_accuracy,
     plot_training_curves,

@@ -3,7 +3,7 @@
 import polars as pl
 
 from mp2v4rec.embed import load_embeddings
-from mp2v4rec.evaluation import evaluate_run
+from mp2v4rec.evaluation import default_protocol, evaluate_run
 from mp2v4rec.io import script_logger, write_parquet, write_tsv
 
 
@@ -11,8 +11,9 @@ def main(smk):
     log = script_logger(smk.log[0], "evaluate")
     p = smk.params
     item_vectors = reference = None
+    score = "neighbours"  # UserKNN scores lists without embeddings
     if "embeddings" in smk.input.keys():
-        item_vectors = load_embeddings(smk.input.embeddings)[1]
+        _, item_vectors, score = load_embeddings(smk.input.embeddings)
     if "reference" in smk.input.keys():
         reference = load_embeddings(smk.input.reference)[1]
     table, per_user = evaluate_run(
@@ -29,7 +30,7 @@ def main(smk):
     )
     headline = table.filter((pl.col("cohort") == "all") & (pl.col("k") == max(p.ks)))
     log.info("at K=%d:\n%s", max(p.ks), headline)
-    write_tsv(table, smk.output.metrics)
+    write_tsv(default_protocol(table, score), smk.output.metrics)
     write_parquet(per_user, smk.output.per_user)
 
 

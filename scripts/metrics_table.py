@@ -1,21 +1,26 @@
-"""Rule metrics_table: every run's metrics in one tidy table."""
+"""Rule metrics_table: every run's metrics, under every protocol, in one tidy table."""
 
 import polars as pl
 
 from mp2v4rec.io import script_logger, write_tsv
 
 
+def read(path, method, variant):
+    return pl.read_csv(path, separator="\t").select(
+        pl.lit(method).alias("method"), pl.lit(variant).alias("variant"), pl.all()
+    )
+
+
 def main(smk):
     log = script_logger(smk.log[0], "metrics_table")
-    tables = [
-        pl.read_csv(path, separator="\t").select(
-            pl.lit(method).alias("method"), pl.lit(variant).alias("variant"), pl.all()
-        )
-        for path, (method, variant) in zip(smk.input, smk.params.runs, strict=True)
-    ]
-    table = pl.concat(tables)
+    runs = smk.params.runs
+    tables = [read(path, m, v) for path, (m, v) in zip(smk.input.metrics, runs, strict=True)]
+    for path in smk.input.protocols:  # metrics/{method}/{variant}.protocols.tsv
+        method, variant = path.split("/")[-2], path.split("/")[-1].removesuffix(".protocols.tsv")
+        tables.append(read(path, method, variant))
+    table = pl.concat(tables, how="diagonal_relaxed")
     write_tsv(table, smk.output[0])
-    log.info("%d rows from %d runs", table.height, len(tables))
+    log.info("%d rows from %d runs", table.height, len(runs))
 
 
 if __name__ == "__main__":

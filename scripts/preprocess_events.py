@@ -5,8 +5,12 @@ from pathlib import Path
 from mp2v4rec.datasets.events import preprocess_events
 from mp2v4rec.io import script_logger
 
-INPUT_NAMES = {"events": "events", "follows": "follows", "items": "item_meta",
-               "eval_events": "eval_events"}  # table -> rule input ("items" is reserved)
+INPUT_NAMES = {
+    "events": "events",
+    "follows": "follows",
+    "items": "item_meta",
+    "eval_events": "eval_events",
+}  # table -> rule input ("items" is reserved)
 
 
 def main(smk):
@@ -16,8 +20,9 @@ def main(smk):
         if name in smk.input.keys():
             files = smk.input[name]
             tables[table] = [files] if isinstance(files, str) else list(files)
-    prepared = preprocess_events(**tables, columns=smk.params.columns, **smk.params.preprocess,
-                                 log=log)
+    prepared = preprocess_events(
+        **tables, columns=smk.params.columns, **smk.params.preprocess, log=log
+    )
     prepared.write(Path(smk.output.train).parent)
 
 

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mp2v4rec.datasets.events import _distinct, _lookup, preprocess_events
+from mp2v4rec.arrays import sorted_unique
+from mp2v4rec.datasets.events import _lookup, preprocess_events
 from mp2v4rec.datasets.kuairec import known, parse_id_lists, preprocess_kuairec, to_index
 from mp2v4rec.graph import build_graph
 from mp2v4rec.io import InputError
@@ -77,7 +78,7 @@ RAW = st.integers(-(2**40), 2**40)
 @given(st.lists(RAW, min_size=1, max_size=40))
 def test_dense_index_is_an_order_preserving_bijection(raw):
     raw = np.array(raw, dtype=np.int64)
-    ids = _distinct(raw)
+    ids = sorted_unique(raw)
     assert np.array_equal(ids, np.unique(raw))  # sorted distinct, like np.unique
     for index in (to_index(ids, raw), _lookup(raw, ids)):  # the KuaiRec and events mappings
         assert index.dtype == np.int32

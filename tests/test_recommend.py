@@ -80,6 +80,21 @@ def test_chunk_size_does_not_change_the_result(gaussian):
             np.testing.assert_allclose(got[1], ref[1], rtol=1e-6, atol=1e-7)
 
 
+def test_chunk_rows_are_capped_by_the_score_budget(gaussian, monkeypatch, caplog):
+    """A large catalogue shrinks the chunk (memory ~ rows * n_items), never the result."""
+    U, V, seen = gaussian
+    users = np.arange(40)
+    ref = recommend_top_k(U, V, users, k=10, seen=seen)
+    monkeypatch.setattr("mp2v4rec.recommend.MAX_CHUNK_CELLS", 3 * 300 + 299)  # 3 rows of 300
+    log = logging.getLogger("test_recommend.chunks")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        got = recommend_top_k(U, V, users, k=10, seen=seen, chunk_size=2048, log=log)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-6, atol=1e-7)
+    done = [r.args[0] for r in caplog.records if r.name == log.name]  # users scored so far
+    assert done == [*range(3, 40, 3), 40]
+
+
 def test_ties_are_broken_by_lower_item_and_zero_vectors_give_no_nan():
     U = np.array([[0, 0], [1, 0]], dtype=np.float32)
     V = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float32)

@@ -31,8 +31,9 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from mp2v4rec.arrays import sorted_unique
 from mp2v4rec.io import InputError
-from mp2v4rec.metrics import _check_ks, _columns, _pair_key, _sorted_unique
+from mp2v4rec.metrics import _check_ks, _columns, _pair_key
 
 BEYOND_METRICS = (
     "coverage",
@@ -73,7 +74,7 @@ def rec_matrix(
         users, rows = u[change], np.cumsum(change) - 1
     else:
         if users is None:
-            users = _sorted_unique(u)
+            users = sorted_unique(u)
         users = np.asarray(users, dtype=np.int64)
         order = np.argsort(users, kind="stable")
         pos = np.searchsorted(users, u, sorter=order).clip(max=max(users.size - 1, 0))
@@ -236,7 +237,7 @@ def _ranges(n: np.ndarray) -> np.ndarray:
 def _item_counts(train: pl.DataFrame, n_items: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Sorted distinct train (user, item) keys, distinct train users per item, n train users."""
     t = _columns(train, "train", ("user", "item"))
-    keys = _sorted_unique(t.select(_pair_key("user", "item")).to_series().to_numpy())
+    keys = sorted_unique(t.select(_pair_key("user", "item")).to_series().to_numpy())
     it = keys & 0xFFFFFFFF
     if it.size and it.max() >= n_items:
         raise InputError(f"train table names item {int(it.max())}, outside the {n_items} items")

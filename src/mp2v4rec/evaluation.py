@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
 from mp2v4rec.metrics import per_user_metrics
+from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
 from mp2v4rec.stats import activity_cohorts, paired_test, summarise
 
 COHORTS = ("all", "low", "medium", "high")
@@ -22,6 +24,23 @@ METRICS_SCHEMA = {
     "ci_high": pl.Float64,
     "n_users": pl.Int64,
 }
+PROTOCOL_SCHEMA = {
+    "candidates": pl.String,
+    "score": pl.String,
+    "beta": pl.Float64,
+    "native": pl.Boolean,
+    **METRICS_SCHEMA,
+}
+
+
+def default_protocol(table: pl.DataFrame, score: str) -> pl.DataFrame:
+    """Label a run's main metrics: all unseen items as candidates, the model's own score."""
+    return table.with_columns(
+        pl.lit("all").alias("candidates"),
+        pl.lit(score).alias("score"),
+        pl.lit(None, pl.Float64).alias("beta"),
+        pl.lit(True).alias("native"),
+    ).select(list(PROTOCOL_SCHEMA))
 
 
 def evaluate_run(
@@ -193,3 +212,168 @@ def summary_table(
         pl.lit(best).alias("baseline")
     )
     return summary, best
+
+
+def supported_scores(native: str) -> list[str]:
+    """Score functions a model supports: its own, dot for cosine models, and the popularity
+    blend (its own score + beta * log(1 + popularity), beta chosen on validation)."""
+    return [native] + (["dot"] if native == "cosine" else []) + ["popblend"]
+
+
+def evaluate_protocols(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    native: str,
+    train: pl.DataFrame,
+    truths: dict[str, pl.DataFrame],
+    items: pl.DataFrame,
+    block: pl.DataFrame,
+    users: np.ndarray,
+    *,
+    candidate_sets: list[str],
+    scores: list[str],
+    ks: list[int],
+    k: int,
+    n_negatives: int = 100,
+    blend_grid: tuple[float, ...] = protocols.BLEND_GRID,
+    graded_cap: float = 5.0,
+    threshold: float = 2.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """One run under every (candidate set, score function) protocol but the default one
+    (all items, the model's own score), plus graded NDCG and AUC / GAUC on the observed block.
+
+    Columns: candidates, score, beta, native (score is the model's own), split, cohort, metric,
+    k, value, ci_low, ci_high, n_users.
+    """
+    n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
+    seen = seen_matrix(train, n_users, n_items)
+    popularity = protocols.item_popularity(train, n_items)
+    block_set = protocols.block_items(block)
+    cand_of = {"all": None, "block": block_set}
+    tables = []
+
+    def label(frame, candidates, score, beta):
+        return frame.with_columns(
+            pl.lit(candidates).alias("candidates"),
+            pl.lit(score).alias("score"),
+            pl.lit(beta, pl.Float64).alias("beta"),
+            pl.lit(score == native).alias("native"),
+        )
+
+    for score in [s for s in supported_scores(native) if s in scores]:
+        base, beta, bias = native if score == "popblend" else score, None, None
+        if score == "popblend":
+            beta, _ = protocols.select_blend_beta(
+                user_vectors,
+                item_vectors,
+                train,
+                truths["valid"],
+                n_items,
+                grid=blend_grid,
+                k=k,
+                score=base,
+            )
+            bias = protocols.blend_bias(popularity, beta)
+        for split, truth in truths.items():
+            other = [t for s, t in truths.items() if s != split]
+            # graded relevance on the observed block, without the other split's pairs
+            graded_block = block.join(
+                pl.concat(
+                    [train.select("user", "item"), *[t.select("user", "item") for t in other]]
+                ),
+                on=["user", "item"],
+                how="anti",
+            )
+            weights = graded_block["weight"]
+            if (weights >= threshold).any() and (weights < threshold).any():
+                # observed negatives exist (KuaiRec's small matrix; not held-out event pairs)
+                auc = protocols.block_auc(
+                    user_vectors,
+                    item_vectors,
+                    graded_block,
+                    score=base,
+                    threshold=threshold,
+                    item_bias=bias,
+                )
+                tables.append(
+                    label(
+                        pl.DataFrame(
+                            {
+                                "split": split,
+                                "cohort": "all",
+                                "metric": ["auc", "gauc"],
+                                "k": [0, 0],
+                                "value": [auc["auc"], auc["gauc"]],
+                                "n_users": auc["n_users"],
+                            }
+                        ),
+                        "block",
+                        score,
+                        beta,
+                    )
+                )
+            for candidates in [c for c in ("all", "block") if c in candidate_sets]:
+                top, top_scores = recommend_top_k(
+                    user_vectors,
+                    item_vectors,
+                    users,
+                    k=k,
+                    score=base,
+                    seen=seen,
+                    item_bias=bias,
+                    candidates=cand_of[candidates],
+                )
+                recs = recs_frame(users, top, top_scores)
+                graded = protocols.graded_metrics(recs, graded_block, ks, cap=graded_cap)
+                tables.append(
+                    label(
+                        graded.with_columns(
+                            pl.lit(split).alias("split"), pl.lit("all").alias("cohort")
+                        ),
+                        candidates,
+                        score,
+                        beta,
+                    )
+                )
+                if (candidates, score) != ("all", native):
+                    table, _ = evaluate_run(
+                        recs,
+                        {split: truth},
+                        train,
+                        items,
+                        ks,
+                        item_vectors=item_vectors,
+                        n_boot=n_boot,
+                        seed=seed,
+                    )
+                    tables.append(label(table, candidates, score, beta))
+            if "sampled" in candidate_sets:
+                su, pos, neg = protocols.sample_negatives(
+                    train, truth, n_items, n_negatives=n_negatives, seed=seed, exclude=other
+                )
+                ranks = protocols.sampled_ranks(
+                    user_vectors, item_vectors, su, pos, neg, score=base, item_bias=bias
+                )
+                sampled = protocols.sampled_metrics(su, ranks, ks)
+                tables.append(
+                    label(
+                        sampled.with_columns(
+                            pl.lit(split).alias("split"), pl.lit("all").alias("cohort")
+                        ),
+                        "sampled",
+                        score,
+                        beta,
+                    )
+                )
+    columns = list(PROTOCOL_SCHEMA)
+    schema = PROTOCOL_SCHEMA
+    return pl.concat(
+        [
+            t.with_columns(*[pl.lit(None).alias(c) for c in columns if c not in t.columns])
+            .select(columns)
+            .cast(schema)
+            for t in tables
+        ]
+    )

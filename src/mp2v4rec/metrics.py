@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from mp2v4rec.arrays import sorted_unique
 from mp2v4rec.io import InputError
 
 DEFAULT_KS = [1, 2, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
@@ -52,12 +53,6 @@ def _check_ks(ks: list[int]) -> np.ndarray:
     return np.asarray(ks, dtype=np.int64)
 
 
-def _sorted_unique(x: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (a plain sort: faster than np.unique's hashing on int64 keys)."""
-    x = np.sort(x)
-    return x[np.r_[True, x[1:] != x[:-1]]] if x.size else x
-
-
 def hit_matrix(
     recs: pl.DataFrame, truth: pl.DataFrame, max_k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,7 +64,7 @@ def hit_matrix(
     """
     max_k = int(_check_ks([max_k])[0])
     truth = _columns(truth, "truth", ("user", "item"))
-    truth_keys = _sorted_unique(truth.select(_pair_key("user", "item")).to_series().to_numpy())
+    truth_keys = sorted_unique(truth.select(_pair_key("user", "item")).to_series().to_numpy())
     truth_users = truth_keys >> 32  # sorted
     starts = np.flatnonzero(np.diff(truth_users, prepend=-1))
     users, n_relevant = truth_users[starts], np.diff(np.r_[starts, truth_users.size])

@@ -14,7 +14,12 @@ import seaborn as sns  # noqa: E402
 
 from mp2v4rec.io import atomic_path  # noqa: E402
 
-METRIC_LABELS = {"recall": "Recall@K", "ndcg": "NDCG@K", "precision": "Precision@K"}
+METRIC_LABELS = {
+    "recall": "Recall@K",
+    "ndcg": "NDCG@K",
+    "precision": "Precision@K",
+    "hitrate": "HitRate@K",
+}
 
 
 def _save(fig, path: str | os.PathLike) -> None:
@@ -27,25 +32,29 @@ def run_label(method: str, variant: str) -> str:
     return method if variant == "default" else f"{method} [{variant}]"
 
 
-def plot_metrics_by_k(
-    table: pl.DataFrame,
-    path: str | os.PathLike,
-    *,
-    split: str = "test",
-    metrics: tuple[str, ...] = ("recall", "ndcg"),
-) -> None:
-    """One panel per metric, one line per method/variant, value against K."""
-    data = table.filter((pl.col("split") == split) & (pl.col("cohort") == "all")).sort("k")
+def _default_protocol(table: pl.DataFrame) -> pl.DataFrame:
+    """Rows of the main protocol: all unseen items, each model's own score, all users."""
+    keep = pl.col("cohort") == "all"
+    if "candidates" in table.columns:
+        keep &= (pl.col("candidates") == "all") & pl.col("native")
+    return table.filter(keep)
+
+
+def _run_colors(data: pl.DataFrame) -> dict[tuple[str, str], tuple]:
+    """One colour per method/variant, the same in every panel of a figure."""
     runs = data.select("method", "variant").unique(maintain_order=True).rows()
-    palette = sns.color_palette("tab10", n_colors=max(len(runs), 1))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        for color, (method, variant) in zip(palette, runs, strict=False):
-            run = data.filter(
-                (pl.col("metric") == metric)
-                & (pl.col("method") == method)
-                & (pl.col("variant") == variant)
-            )
+    return dict(zip(runs, sns.color_palette("tab10", n_colors=max(len(runs), 1)), strict=False))
+
+
+def _draw_by_k(ax, data: pl.DataFrame, metric: str, title: str, colors: dict) -> None:
+    """One line per method/variant: ``metric`` against K."""
+    for (method, variant), color in colors.items():
+        run = data.filter(
+            (pl.col("metric") == metric)
+            & (pl.col("method") == method)
+            & (pl.col("variant") == variant)
+        ).sort("k")
+        if run.height:
             ax.plot(
                 run["k"],
                 run["value"],
@@ -54,11 +63,58 @@ def plot_metrics_by_k(
                 color=color,
                 label=run_label(method, variant),
             )
-        ax.set_xlabel("K")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} ({split} split)")
-        ax.grid(alpha=0.3)
+    ax.set_xlabel("K")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
+
+def plot_metrics_by_k(
+    table: pl.DataFrame,
+    path: str | os.PathLike,
+    *,
+    split: str = "test",
+    metrics: tuple[str, ...] = ("recall", "ndcg"),
+) -> None:
+    """One panel per metric, one line per method/variant, value against K (main protocol)."""
+    data = _default_protocol(table).filter(pl.col("split") == split)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    colors = _run_colors(data)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        _draw_by_k(ax, data, metric, f"{METRIC_LABELS.get(metric, metric)} ({split} split)", colors)
     axes[0][0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_metrics_by_protocol(
+    table: pl.DataFrame,
+    path: str | os.PathLike,
+    *,
+    split: str = "test",
+    candidate_sets: tuple[str, ...] = ("all", "block", "sampled"),
+) -> None:
+    """Metrics by K under each candidate set (rows), each model with its own score."""
+    data = table.filter(
+        (pl.col("split") == split)
+        & (pl.col("cohort") == "all")
+        & pl.col("native")
+        & (pl.col("variant") == "default")
+    )
+    panels = {
+        "all": ("recall", "ndcg"),
+        "block": ("recall", "ndcg"),
+        "sampled": ("hitrate", "ndcg"),
+    }
+    rows = [c for c in candidate_sets if c in set(data["candidates"])]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
+    colors = _run_colors(data)
+    for r, candidates in enumerate(rows):
+        subset = data.filter(pl.col("candidates") == candidates)
+        for ax, metric in zip(axes[r], panels[candidates], strict=True):
+            title = f"{METRIC_LABELS.get(metric, metric)}, candidates: {candidates} ({split})"
+            _draw_by_k(ax, subset, metric, title, colors)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, path)
 
 

@@ -1,8 +1,10 @@
 """Top-K recommendation from user and item embeddings, with the items a user has seen masked.
 
 Scores are computed chunk by chunk over users (``U_chunk @ V.T`` in float32), so memory stays at
-about ``chunk_size * n_items * 12`` bytes (the scores plus numpy's argpartition index array)
-whatever the number of users.
+about ``rows * n_items * 12`` bytes (the scores plus numpy's argpartition index array) whatever
+the number of users, with ``rows = min(chunk_size, MAX_CHUNK_CELLS // n_items)`` (at least 1;
+``n_items``: the candidates, when given), so a chunk holds at most ~16.8M scores (~200 MB)
+however large the catalogue.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import scipy.sparse as sp
 from mp2v4rec.io import InputError
 
 SCORES = ("cosine", "dot")
+MAX_CHUNK_CELLS = 1 << 24  # scores per chunk (float32 scores + int64 argpartition indices)
 
 
 def seen_matrix(train: pl.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -92,6 +95,18 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
+def check_users(users, n_users: int) -> np.ndarray:
+    """``users`` as int64 indices, each within ``0 .. n_users-1``."""
+    users = np.asarray(users)
+    if users.ndim != 1 or (users.size and not np.issubdtype(users.dtype, np.integer)):
+        raise InputError(f"users must be a 1-D integer array, got {users.dtype} {users.shape}")
+    users = users.astype(np.int64, copy=False)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        bad = int(users[(users < 0) | (users >= n_users)][0])
+        raise InputError(f"user index {bad} is outside the {n_users} users")
+    return users
+
+
 def recommend_top_k(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
@@ -136,13 +151,7 @@ def recommend_top_k(
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if chunk_size < 1:
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    users = np.asarray(users)
-    if users.ndim != 1 or (users.size and not np.issubdtype(users.dtype, np.integer)):
-        raise InputError(f"users must be a 1-D integer array, got {users.dtype} {users.shape}")
-    users = users.astype(np.int64, copy=False)
-    if users.size and (users.min() < 0 or users.max() >= n_users):
-        bad = int(users[(users < 0) | (users >= n_users)][0])
-        raise InputError(f"user index {bad} is outside the {n_users} rows of user_vectors")
+    users = check_users(users, n_users)
     if seen is not None:
         seen = sp.csr_matrix(seen)
         if seen.shape != (n_users, n_items):
@@ -179,6 +188,7 @@ def recommend_top_k(
     VT = np.ascontiguousarray(V.T)
     out_items = np.empty((users.size, k), dtype=np.int32)
     out_scores = np.empty((users.size, k), dtype=np.float32)
+    chunk_size = max(1, min(int(chunk_size), MAX_CHUNK_CELLS // V.shape[0]))
     out_items[:, kk:], out_scores[:, kk:] = -1, -np.inf  # fewer candidates than k
     for start in range(0, users.size, chunk_size):
         chunk = users[start : start + chunk_size]

@@ -81,7 +81,9 @@ def archive_path(wildcards):
 
 
 EVENT_TABLES = ["events", "follows", "items", "eval_events"]
-EVENT_INPUTS = {t: "item_meta" if t == "items" else t for t in EVENT_TABLES}  # "items" is reserved
+EVENT_INPUTS = {
+    t: "item_meta" if t == "items" else t for t in EVENT_TABLES
+}  # "items" is reserved
 
 
 def event_files(wildcards):
@@ -167,6 +169,23 @@ def run_metrics(wildcards):
     return metrics_paths(wildcards, runs())
 
 
+def protocol_metrics(wildcards):
+    """Protocol tables of the default runs of methods with embeddings."""
+    pairs = [(m, v) for m, v in default_runs() if has_embeddings(m)]
+    return [
+        f"{R}/metrics/{m}/{v}.protocols.tsv".format(dataset=wildcards.dataset)
+        for m, v in pairs
+    ]
+
+
+def relevance_threshold(dataset):
+    """Observed block pairs at or above this weight are relevant (AUC over the block)."""
+    spec = DATASETS[dataset]
+    if spec["kind"] == "kuairec":
+        return float(spec["preprocess"]["positive_threshold"])
+    return float(spec["preprocess"]["positive_min_score"])
+
+
 def ablation_metrics(wildcards):
     method = ABLATION["method"]
     return metrics_paths(
@@ -225,6 +244,7 @@ def all_targets():
         f"{R}/figures/pca_embeddings.png",
         f"{R}/figures/diversity_histogram.png",
         f"{R}/figures/training_curves.png",
+        f"{R}/figures/metrics_by_protocol.png",
     ]
     if ABLATION["grid"]:
         targets += [f"{R}/tables/ablation.tsv", f"{R}/figures/ablation.png"]

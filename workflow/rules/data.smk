@@ -49,6 +49,7 @@ rule preprocess_kuairec:
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
         stats=f"{R}/data/stats.json",
+        block=f"{R}/data/block.parquet",
     log:
         f"{R}/logs/preprocess_kuairec.log",
     benchmark:
@@ -96,6 +97,7 @@ rule preprocess_events:
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
         stats=f"{R}/data/stats.json",
+        block=f"{R}/data/block.parquet",
     log:
         f"{R}/logs/preprocess_events.log",
     benchmark:

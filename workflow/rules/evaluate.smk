@@ -53,9 +53,39 @@ rule evaluate:
         "../../scripts/evaluate.py"
 
 
+rule evaluate_protocols:
+    input:
+        embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        train=f"{R}/data/train.parquet",
+        valid=f"{R}/data/valid.parquet",
+        test=f"{R}/data/test.parquet",
+        block=f"{R}/data/block.parquet",
+        user_table=f"{R}/data/users.parquet",
+        item_table=f"{R}/data/items.parquet",
+    output:
+        f"{R}/metrics/{{method}}/{{variant}}.protocols.tsv",
+    log:
+        f"{R}/logs/evaluate_protocols/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate_protocols/{{method}}/{{variant}}.tsv"
+    resources:
+        mem_mb=scaled(8, 1000),
+        runtime=scaled(0.2, 10, per_attempt=False),
+    params:
+        protocols=plain(config["evaluate"]["protocols"]),
+        ks=plain(config["evaluate"]["ks"]),
+        k=config["recommend"]["k"],
+        threshold=lambda w: relevance_threshold(w.dataset),
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["evaluate"]["seed"],
+    script:
+        "../../scripts/evaluate_protocols.py"
+
+
 rule metrics_table:
     input:
-        run_metrics,
+        metrics=run_metrics,
+        protocols=protocol_metrics,
     output:
         report(
             f"{R}/tables/metrics.tsv",

@@ -100,3 +100,21 @@ rule plot_training_curves:
         k=config["train"]["validation"]["k"],
     script:
         "../../scripts/plot_training_curves.py"
+
+
+rule plot_metrics_by_protocol:
+    input:
+        f"{R}/tables/metrics.tsv",
+    output:
+        report(
+            f"{R}/figures/metrics_by_protocol.png",
+            caption="../report/metrics_by_protocol.rst",
+            category="Figures",
+        ),
+    log:
+        f"{R}/logs/plot_metrics_by_protocol.log",
+    params:
+        split=config["plots"]["split"],
+        candidates=plain(config["evaluate"]["protocols"]["candidates"]),
+    script:
+        "../../scripts/plot_metrics_by_protocol.py"

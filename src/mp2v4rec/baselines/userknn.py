@@ -19,7 +19,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from mp2v4rec.io import InputError
-from mp2v4rec.recommend import _top_k, seen_matrix
+from mp2v4rec.recommend import _top_k, check_users, seen_matrix
 
 
 def rating_matrix(
@@ -93,13 +93,7 @@ def userknn_recommend(
             raise InputError(f"userknn {name} must be a positive integer, got {value!r}")
     if k > n_items:
         raise InputError(f"recommend.k = {k} exceeds the catalogue size ({n_items} items)")
-    users = np.asarray(users)
-    if users.ndim != 1 or (users.size and not np.issubdtype(users.dtype, np.integer)):
-        raise InputError(f"users must be a 1-D integer array, got {users.dtype} {users.shape}")
-    users = users.astype(np.int64, copy=False)
-    if users.size and (users.min() < 0 or users.max() >= n_users):
-        bad = int(users[(users < 0) | (users >= n_users)][0])
-        raise InputError(f"user index {bad} is outside the {n_users} users")
+    users = check_users(users, n_users)
 
     seen = seen_matrix(train, n_users, n_items)
     R = rating_matrix(train, n_users, n_items, weighted, seen)

@@ -18,6 +18,8 @@ INTERACTION_SCHEMA = {
     "timestamp": pl.Int64,  # milliseconds since the epoch; null when the source has none
 }
 SOCIAL_SCHEMA = {"user": pl.Int32, "friend": pl.Int32}
+BLOCK_SCHEMA = {"user": pl.Int32, "item": pl.Int32, "weight": pl.Float32}
+TABLES = ("train", "valid", "test", "social", "users", "items", "block")
 USER_SCHEMA = {"user": pl.Int32, "raw_id": pl.Int64, "evaluated": pl.Boolean}
 ITEM_SCHEMA = {
     "item": pl.Int32,
@@ -38,6 +40,14 @@ class Prepared:
     users: pl.DataFrame
     items: pl.DataFrame
     stats: dict[str, Any]
+    # the observed evaluation block with graded relevance: KuaiRec's fully observed small
+    # matrix (every pair, watch_ratio as weight); for event logs the held-out pairs
+    block: pl.DataFrame | None = None
+
+    def __post_init__(self):
+        if self.block is None:
+            held_out = pl.concat([self.valid, self.test]).select("user", "item", "weight")
+            self.block = held_out.cast(BLOCK_SCHEMA)
 
     def check(self) -> None:
         """Assert the column contract (names and dtypes) of every table."""
@@ -48,6 +58,7 @@ class Prepared:
             "social": (self.social, SOCIAL_SCHEMA),
             "users": (self.users, USER_SCHEMA),
             "items": (self.items, ITEM_SCHEMA),
+            "block": (self.block, BLOCK_SCHEMA),
         }
         for name, (df, schema) in tables.items():
             got = dict(df.schema)
@@ -58,15 +69,12 @@ class Prepared:
         """Write the tables as ``{name}.parquet`` and the counts as ``stats.json``."""
         self.check()
         outdir = Path(outdir)
-        for name in ("train", "valid", "test", "social", "users", "items"):
+        for name in TABLES:
             write_parquet(getattr(self, name), outdir / f"{name}.parquet")
         write_json(self.stats, outdir / "stats.json")
 
 
 def read_prepared(indir: str | Path) -> Prepared:
     indir = Path(indir)
-    tables = {
-        name: pl.read_parquet(indir / f"{name}.parquet")
-        for name in ("train", "valid", "test", "social", "users", "items")
-    }
+    tables = {name: pl.read_parquet(indir / f"{name}.parquet") for name in TABLES}
     return Prepared(**tables, stats=json.loads((indir / "stats.json").read_text()))

@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mp2v4rec.arrays import sorted_unique
 from mp2v4rec.datasets.common import (
     INTERACTION_SCHEMA,
     ITEM_SCHEMA,
@@ -401,12 +402,6 @@ def _score_pairs(
 # ---- the protocol steps (pure functions on small frames, tested directly) --------------------
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (sort-based; np.unique hashes big ints slowly)."""
-    values = np.sort(values)
-    return values[np.r_[True, values[1:] != values[:-1]][: len(values)]]
-
-
 def _lookup(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """int32 position of each value in ``ids``, -1 where absent.
 
@@ -432,7 +427,7 @@ def activity_filter(
 
 def _activity(users, items, min_user: int, min_item: int, fixed_point: bool):
     """activity_filter, plus the kept distinct ids and the kept pairs' int32 indices into them."""
-    user_ids, item_ids = _distinct(users), _distinct(items)
+    user_ids, item_ids = sorted_unique(users), sorted_unique(items)
     u, i = _lookup(users, user_ids), _lookup(items, item_ids)
     keep = np.ones(len(u), bool)
     rounds, first = 0, {}
@@ -838,10 +833,10 @@ def preprocess_events(
         "heldout_below_min_score": below,
         "heldout_cold_pairs": cold.height,
         "heldout_cold_users": int(
-            (_lookup(_distinct(cold["user_id"].to_numpy()), user_ids) < 0).sum()
+            (_lookup(sorted_unique(cold["user_id"].to_numpy()), user_ids) < 0).sum()
         ),
         "heldout_cold_items": int(
-            (_lookup(_distinct(cold["item_id"].to_numpy()), item_ids) < 0).sum()
+            (_lookup(sorted_unique(cold["item_id"].to_numpy()), item_ids) < 0).sum()
         ),
         "heldout_in_train": heldout.height - fresh.height,
         "heldout_pairs": fresh.height,

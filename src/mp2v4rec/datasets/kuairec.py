@@ -369,7 +369,7 @@ def preprocess_kuairec(
             big = scan_matrix(zf, members[BIG], positive_threshold)
             if log:
                 log.info("big matrix: %d rows, %d positives", big.rows, big.positives.height)
-            small = scan_matrix(zf, members[SMALL], positive_threshold)
+            small = scan_matrix(zf, members[SMALL], 0.0)  # every row: the observed block
             social = read_member(zf, members[SOCIAL], SOCIAL_DTYPES, ("user_id",))
             categories = read_member(zf, members[CATEGORIES], CATEGORY_DTYPES, ("video_id",))
     except FileNotFoundError as exc:
@@ -389,7 +389,9 @@ def preprocess_kuairec(
     )
     items, item_counts = item_table(categories, item_ids, f"{archive}: {members[CATEGORIES]}")
     train, duplicates = interactions(big.positives, user_ids, item_ids)
-    eval_pairs, eval_duplicates = interactions(small.positives, user_ids, item_ids)
+    block, _ = interactions(small.positives, user_ids, item_ids)
+    small_positives = small.positives.filter(pl.col("watch_ratio") >= positive_threshold)
+    eval_pairs, eval_duplicates = interactions(small_positives, user_ids, item_ids)
     valid, test = split_eval(eval_pairs, valid_fraction, seed)
     social_df, social_counts = social_edges(social, user_ids, f"{archive}: {members[SOCIAL]}")
     in_train = eval_pairs.join(train, on=["user", "item"], how="semi").height
@@ -414,7 +416,8 @@ def preprocess_kuairec(
         "train_users": train["user"].n_unique(),
         "train_items": train["item"].n_unique(),
         "train_missing_timestamps": train["timestamp"].null_count(),
-        "small_matrix_positive_rows": small.positives.height,
+        "small_matrix_positive_rows": small_positives.height,
+        "block_pairs": block.height,
         "small_duplicate_positive_rows": eval_duplicates,
         "valid_pairs": valid.height,
         "test_pairs": test.height,
@@ -442,4 +445,5 @@ def preprocess_kuairec(
         users=users,
         items=items,
         stats=stats,
+        block=block.select("user", "item", "weight"),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from mp2v4rec.arrays import sorted_unique
 from mp2v4rec.io import InputError, atomic_path
 
 PREFIX = "KuaiRec 2.0/data/"
@@ -167,12 +168,6 @@ def _id_list(values: pl.Expr) -> pl.Expr:
     return "[" + values.list.eval(pl.element().cast(pl.String)).list.join(", ") + "]"
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (sort-based: much faster than np.unique's hashing on big ints)."""
-    values = np.sort(values)
-    return values[np.concatenate([[True], values[1:] != values[:-1]])]
-
-
 def _big_rows(rng, user_comm, item_comm, popularity, interactions_per_user, in_community):
     """User and item of every big-matrix row (before removing the small block).
 
@@ -192,7 +187,7 @@ def _big_rows(rng, user_comm, item_comm, popularity, interactions_per_user, in_c
         users = np.repeat(np.arange(n_users), deficit)
         inside = rng.random(len(users)) < in_community
         items = _sample_popular(rng, popularity, item_comm, user_comm[users], inside)
-        keys = _distinct(np.concatenate([keys, users * n_items + items]))
+        keys = sorted_unique(np.concatenate([keys, users * n_items + items]))
     again = keys[rng.random(len(keys)) < REWATCH_FRACTION]
     keys = np.concatenate([keys, again])
     return keys // n_items, keys % n_items

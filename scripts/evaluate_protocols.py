@@ -1,0 +1,48 @@
+"""Rule evaluate_protocols: a run under other candidate sets and score functions, graded NDCG and
+AUC / GAUC on the observed block."""
+
+import polars as pl
+
+from mp2v4rec.embed import load_embeddings
+from mp2v4rec.evaluation import evaluate_protocols
+from mp2v4rec.io import script_logger, write_tsv
+
+
+def main(smk):
+    log = script_logger(smk.log[0], "evaluate_protocols")
+    p, proto = smk.params, smk.params.protocols
+    user_vectors, item_vectors, native = load_embeddings(smk.input.embeddings)
+    users = pl.read_parquet(smk.input.user_table)
+    table = evaluate_protocols(
+        user_vectors,
+        item_vectors,
+        native,
+        pl.read_parquet(smk.input.train),
+        {split: pl.read_parquet(smk.input[split]) for split in ("valid", "test")},
+        pl.read_parquet(smk.input.item_table),
+        pl.read_parquet(smk.input.block),
+        users.filter(pl.col("evaluated"))["user"].to_numpy(),
+        candidate_sets=proto["candidates"],
+        scores=proto["scores"],
+        ks=p.ks,
+        k=p.k,
+        n_negatives=proto["sampled_negatives"],
+        blend_grid=tuple(proto["blend_grid"]),
+        graded_cap=proto["graded_cap"],
+        threshold=p.threshold,
+        n_boot=p.bootstrap,
+        seed=p.seed,
+    )
+    log.info(
+        "%d rows; at K=%d:\n%s",
+        table.height,
+        p.k,
+        table.filter(
+            (pl.col("cohort") == "all") & (pl.col("split") == "test") & pl.col("k").is_in([0, p.k])
+        ),
+    )
+    write_tsv(table, smk.output[0])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821
