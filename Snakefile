@@ -27,6 +27,7 @@ include: "workflow/rules/plots.smk"
 # small summaries and figures run where snakemake runs, not as cluster jobs
 localrules:
     all,
+    evaluated_users,
     search,
     walk_corpus,
     metrics_table,

@@ -3,7 +3,7 @@
 import polars as pl
 
 from mp2v4rec.embed import load_embeddings
-from mp2v4rec.evaluation import default_protocol, evaluate_run
+from mp2v4rec.evaluation import default_protocol, evaluate_run, for_users
 from mp2v4rec.io import script_logger, write_parquet, write_tsv
 
 
@@ -16,9 +16,13 @@ def main(smk):
         _, item_vectors, score = load_embeddings(smk.input.embeddings)
     if "reference" in smk.input.keys():
         reference = load_embeddings(smk.input.reference)[1]
+    truths = for_users(  # the evaluated users (all, or the configured sample) only
+        {split: pl.read_parquet(smk.input[split]) for split in p.splits},
+        pl.read_parquet(smk.input.evaluated)["user"].to_numpy(),
+    )
     table, per_user = evaluate_run(
         pl.read_parquet(smk.input.recs),
-        {split: pl.read_parquet(smk.input[split]) for split in p.splits},
+        truths,
         pl.read_parquet(smk.input.train),
         pl.read_parquet(smk.input.item_table),
         p.ks,

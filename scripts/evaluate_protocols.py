@@ -12,7 +12,6 @@ def main(smk):
     log = script_logger(smk.log[0], "evaluate_protocols")
     p, proto = smk.params, smk.params.protocols
     user_vectors, item_vectors, native = load_embeddings(smk.input.embeddings)
-    users = pl.read_parquet(smk.input.user_table)
     table = evaluate_protocols(
         user_vectors,
         item_vectors,
@@ -21,7 +20,7 @@ def main(smk):
         {split: pl.read_parquet(smk.input[split]) for split in ("valid", "test")},
         pl.read_parquet(smk.input.item_table),
         pl.read_parquet(smk.input.block),
-        users.filter(pl.col("evaluated"))["user"].to_numpy(),
+        pl.read_parquet(smk.input.evaluated)["user"].to_numpy(),
         candidate_sets=proto["candidates"],
         scores=proto["scores"],
         ks=p.ks,

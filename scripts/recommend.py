@@ -12,7 +12,7 @@ def main(smk):
     log = script_logger(smk.log[0], "recommend")
     user_vectors, item_vectors, score = load_embeddings(smk.input.embeddings)
     users = pl.read_parquet(smk.input.user_table)
-    evaluated = users.filter(pl.col("evaluated"))["user"].to_numpy()
+    evaluated = pl.read_parquet(smk.input.evaluated)["user"].to_numpy()
     seen = None
     if smk.params.mask_seen:
         seen = seen_matrix(pl.read_parquet(smk.input.train), users.height, item_vectors.shape[0])

@@ -12,7 +12,7 @@ def main(smk):
     log = script_logger(smk.log[0], "recommend_userknn")
     s = smk.params.settings
     users = pl.read_parquet(smk.input.user_table)
-    evaluated = users.filter(pl.col("evaluated"))["user"].to_numpy().astype(np.int32)
+    evaluated = pl.read_parquet(smk.input.evaluated)["user"].to_numpy().astype(np.int32)
     items, scores = userknn_recommend(
         pl.read_parquet(smk.input.train),
         users.height,

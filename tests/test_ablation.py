@@ -50,3 +50,20 @@ def test_select_best_uses_validation_and_breaks_ties_by_order():
     assert select_best(cells, metric="recall", k=10) == ("window~4", 0.5)
     with pytest.raises(ValueError, match="ndcg@10"):
         select_best(cells, metric="ndcg", k=10)
+
+
+def test_evaluated_users_sample_is_seeded_and_exact():
+    from mp2v4rec.evaluation import evaluated_users
+
+    users = pl.DataFrame(
+        {
+            "user": pl.Series(range(10), dtype=pl.Int32),
+            "raw_id": pl.Series(range(10)),
+            "evaluated": [True, False] * 5,
+        }
+    )
+    assert evaluated_users(users).tolist() == [0, 2, 4, 6, 8]
+    assert evaluated_users(users, sample=10).tolist() == [0, 2, 4, 6, 8]
+    a, b = evaluated_users(users, sample=3, seed=1), evaluated_users(users, sample=3, seed=1)
+    assert a.tolist() == b.tolist() and len(set(a.tolist())) == 3
+    assert set(a.tolist()) <= {0, 2, 4, 6, 8} and a.tolist() == sorted(a.tolist())

@@ -407,3 +407,24 @@ def test_csv_and_parquet_agree(generated, tmp_path):
         x, y = getattr(a, name), getattr(c, name)
         assert x.drop("weight").equals(y.drop("weight"))
         assert np.allclose(x["weight"].to_numpy(), y["weight"].to_numpy(), rtol=1e-6)
+
+
+def test_ids_beyond_the_packed_key_give_the_same_tables(generated, tmp_path):
+    """Pairs are grouped on one int64 key when the ids fit; ids that do not take two columns."""
+    shift = {"user_id": 2**40, "followee_id": 2**40, "item_id": -(2**40)}
+    files = inputs(generated, "parquet")
+    for name, path in files.items():
+        df = pl.read_parquet(path)
+        df.with_columns(pl.col(c) + s for c, s in shift.items() if c in df.columns).write_parquet(
+            tmp_path / f"{name}.parquet"
+        )
+    a = preprocess_events(**files, min_item_interactions=3)
+    b = preprocess_events(**inputs(tmp_path, "parquet"), min_item_interactions=3)
+    assert a.stats == b.stats
+    assert b.users["raw_id"].equals(a.users["raw_id"] + 2**40)
+    assert b.items["raw_id"].equals(a.items["raw_id"] - 2**40)
+    assert a.items.drop("raw_id").equals(b.items.drop("raw_id")) and a.social.equals(b.social)
+    for name in ("train", "valid", "test"):  # float sums may add up in another order
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.drop("weight").equals(y.drop("weight")), name
+        assert np.allclose(x["weight"].to_numpy(), y["weight"].to_numpy(), rtol=1e-6)

@@ -43,6 +43,21 @@ def default_protocol(table: pl.DataFrame, score: str) -> pl.DataFrame:
     ).select(list(PROTOCOL_SCHEMA))
 
 
+def evaluated_users(users: pl.DataFrame, sample: int | None = None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the evaluated users, or a seeded sample of ``sample`` of them (without
+    replacement; the study evaluated 200,000 sampled users). Metrics stay exact within it."""
+    evaluated = users.filter(pl.col("evaluated"))["user"].to_numpy().astype(np.int32)
+    if sample is None or sample >= evaluated.size:
+        return np.sort(evaluated)
+    return np.sort(np.random.default_rng(seed).choice(evaluated, size=sample, replace=False))
+
+
+def for_users(truths: dict[str, pl.DataFrame], users: np.ndarray) -> dict[str, pl.DataFrame]:
+    """Held-out rows of the given (evaluated or sampled) users only."""
+    keep = pl.Series(np.asarray(users)).implode()
+    return {split: t.filter(pl.col("user").is_in(keep)) for split, t in truths.items()}
+
+
 def evaluate_run(
     recs: pl.DataFrame,
     truths: dict[str, pl.DataFrame],
@@ -248,6 +263,7 @@ def evaluate_protocols(
     k, value, ci_low, ci_high, n_users.
     """
     n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
+    truths = for_users(truths, users)
     seen = seen_matrix(train, n_users, n_items)
     popularity = protocols.item_popularity(train, n_items)
     block_set = protocols.block_items(block)

@@ -55,6 +55,7 @@ rule train_ials:
 
 rule recommend_userknn:
     input:
+        evaluated=f"{R}/data/evaluated_users.parquet",
         train=f"{R}/data/train.parquet",
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",

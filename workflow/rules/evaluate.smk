@@ -1,8 +1,23 @@
 # Top-K recommendation for the evaluated users, accuracy metrics, and the summary table.
 
 
+rule evaluated_users:
+    input:
+        f"{R}/data/users.parquet",
+    output:
+        f"{R}/data/evaluated_users.parquet",
+    log:
+        f"{R}/logs/evaluated_users.log",
+    params:
+        sample=config["evaluate"]["sample_users"],
+        seed=config["evaluate"]["seed"],
+    script:
+        "../../scripts/evaluated_users.py"
+
+
 rule recommend:
     input:
+        evaluated=f"{R}/data/evaluated_users.parquet",
         embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
         train=f"{R}/data/train.parquet",
         user_table=f"{R}/data/users.parquet",
@@ -28,6 +43,7 @@ rule recommend:
 rule evaluate:
     input:
         unpack(evaluate_inputs),
+        evaluated=f"{R}/data/evaluated_users.parquet",
         recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
         valid=f"{R}/data/valid.parquet",
         test=f"{R}/data/test.parquet",
@@ -55,12 +71,12 @@ rule evaluate:
 
 rule evaluate_protocols:
     input:
+        evaluated=f"{R}/data/evaluated_users.parquet",
         embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
         train=f"{R}/data/train.parquet",
         valid=f"{R}/data/valid.parquet",
         test=f"{R}/data/test.parquet",
         block=f"{R}/data/block.parquet",
-        user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
         f"{R}/metrics/{{method}}/{{variant}}.protocols.tsv",

@@ -78,6 +78,8 @@ TABLES = {  # table -> (required, optional) columns, our names
 DEFAULT_EVENT_WEIGHTS = {"play": 1.0 / 3.0, "like": 1.0, "repost": 1.0}
 SPLITS = ("auto", "eval_events", "temporal", "holdout")
 MS_PER_DAY = 86_400_000
+# ids in [0, bound) let a pair be grouped on one int64 key, user_id * 2^32 + item_id
+PACKED = {"user_id": 2**31, "item_id": 2**32}
 NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}  # optionally compressed: .csv.gz, .tsv.zst
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -339,7 +341,13 @@ def _event_summary(sources: list[Source], weights: dict, default_weight, ref_ms)
     bad = [expr.sum().alias(name) for name, (expr, _, _) in EVENT_CHECKS.items()]
     queries = [  # one pass per file: counts, time range and bad cells per event type
         s.typed.group_by("event").agg(
-            *bad, rows=pl.len(), first=pl.col("ms").min(), last=pl.col("ms").max(), late=late
+            *bad,
+            rows=pl.len(),
+            first=pl.col("ms").min(),
+            last=pl.col("ms").max(),
+            late=late,
+            **{f"{c}_min": pl.col(c).min() for c in PACKED},
+            **{f"{c}_max": pl.col(c).max() for c in PACKED},
         )
         for s in sources
     ]
@@ -362,12 +370,21 @@ def _event_summary(sources: list[Source], weights: dict, default_weight, ref_ms)
             pl.col("rows").sum(), pl.col("first").min(), pl.col("last").max(), pl.col("late").sum()
         )
     )
+    ids = pl.concat(per_file).select(
+        *(pl.col(f"{c}_min").min() for c in PACKED), *(pl.col(f"{c}_max").max() for c in PACKED)
+    )
     return {
         "rows": int(summary["rows"].sum()),
         "by_type": {e: int(n) for e, n in sorted(summary.select("event", "rows").iter_rows())},
         "first_ms": summary["first"].min(),
         "last_ms": summary["last"].max(),
         "after_reference": int(summary["late"].sum()),
+        "packable": all(
+            ids[f"{c}_min"].item() is not None
+            and ids[f"{c}_min"].item() >= 0
+            and ids[f"{c}_max"].item() < bound
+            for c, bound in PACKED.items()
+        ),
     }
 
 
@@ -378,11 +395,17 @@ def _score_pairs(
     ref_ms: int,
     half_life_days,
     cutoff_ms: int | None = None,
+    pack: bool = False,
 ) -> pl.DataFrame:
-    """Decayed score and latest time per (user_id, item_id) [, held]: one streaming pass."""
-    weight = pl.col("event").replace_strict(
-        weights, default=default_weight, return_dtype=pl.Float64
-    )
+    """Decayed score and latest time per (user_id, item_id) [, held]: one streaming pass.
+
+    ``pack``: the ids fit PACKED, so the pairs are grouped on one int64 key
+    ``user_id * 2^32 + item_id`` (a third less memory than grouping on two columns, measured).
+    """
+    # a when-chain: replace_strict on the text column took a third of the peak memory (measured)
+    weight = pl.lit(default_weight, dtype=pl.Float64)
+    for event, value in weights.items():
+        weight = pl.when(pl.col("event") == event).then(pl.lit(value, pl.Float64)).otherwise(weight)
     score = weight * pl.col("count")
     if half_life_days is not None:
         half_lives = (ref_ms - pl.col("ms")).cast(pl.Float64) / (half_life_days * MS_PER_DAY)
@@ -391,7 +414,13 @@ def _score_pairs(
     lf = pl.concat([s.typed for s in sources]).with_columns(score=score)
     if cutoff_ms is not None:
         lf, keys = lf.with_columns(held=pl.col("ms") >= cutoff_ms), [*keys, "held"]
+    if pack:
+        lf = lf.with_columns(_key=pl.col("user_id") * 2**32 + pl.col("item_id"))
+        keys = ["_key", *keys[2:]]
     lf = lf.group_by(keys).agg(pl.col("score").sum(), pl.col("ms").max())
+    if pack:
+        user, item = pl.col("_key") // 2**32, pl.col("_key") % 2**32
+        lf = lf.select(user.alias("user_id"), item.alias("item_id"), pl.exclude("_key"))
     try:  # (rows in no particular order)
         return lf.collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:  # the validation pass read these files already
@@ -494,6 +523,18 @@ def _index_pairs(pairs: pl.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray
     )
     is_known = (pl.col("user") >= 0) & (pl.col("item") >= 0)
     return _interactions(df.filter(is_known)), df.filter(~is_known)
+
+
+def _not_in(heldout: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``heldout`` whose (user, item) pair is not in ``train``, in their order.
+
+    Only the small held-out side is hashed, on one int64 key per pair: an anti join against
+    ``train`` would hash every train pair on two columns (~110 bytes per pair, measured).
+    """
+    key = (pl.col("user").cast(pl.Int64) * (1 << 32) + pl.col("item")).alias("_key")
+    keys = heldout.lazy().select(key)
+    seen = train.lazy().select(key).join(keys, on="_key", how="semi").collect()
+    return heldout.with_columns(key).join(seen, on="_key", how="anti").drop("_key")
 
 
 def _social(sources: list[Source], user_ids: np.ndarray) -> tuple[pl.DataFrame, dict]:
@@ -724,6 +765,7 @@ def preprocess_events(
         ref_ms,
         half_life_days,
         cutoff_ms if mode == "temporal" else None,
+        pack=summary["packable"],
     )
     say("scored %d (user, item) pairs", scored.height)
     held = None
@@ -751,6 +793,15 @@ def preprocess_events(
         )
     filtered = pairs.filter(pl.Series(keep)).with_columns(user=users_idx, item=items_idx)
     say("activity filters: %s", filt)
+    before_filters = {  # counted now, so the unfiltered frames can go (peak memory)
+        "scored_pairs": scored.height,
+        "merged_event_rows": summary["rows"] - scored.height,
+        "pairs_below_min_score": scored.height - pairs.height,
+        "pairs_before_filters": pairs.height,
+        "users_before_filters": int(pairs["user_id"].n_unique()),
+        "items_before_filters": int(pairs["item_id"].n_unique()),
+    }
+    del scored, pairs, keep, users_idx, items_idx
 
     eval_stats: dict = {}
     if mode == "holdout":  # rows in a fixed order, so the seed alone decides
@@ -764,14 +815,22 @@ def preprocess_events(
             "eval_event_rows": eval_summary["rows"],
             "eval_events_by_type": eval_summary["by_type"],
         }
-        held = _score_pairs(eval_sources, weights, default_event_weight, ref_ms, half_life_days)
+        held = _score_pairs(
+            eval_sources,
+            weights,
+            default_event_weight,
+            ref_ms,
+            half_life_days,
+            pack=eval_summary["packable"],
+        )
     say("held-out pairs scored: %d (split mode %s)", held.height, mode)
     held_rows = held.height
     held = held.filter(pl.col("score") > minimum)
     below = held_rows - held.height
     train = _interactions(filtered)
+    del filtered
     heldout, cold = _index_pairs(held, user_ids, item_ids)
-    fresh = heldout.join(train, on=["user", "item"], how="anti")
+    fresh = _not_in(heldout, train)
     if fresh.height == 0:
         raise InputError(
             f"no held-out positives left for evaluation (split mode '{mode}': {held_rows} "
@@ -816,12 +875,7 @@ def preprocess_events(
         "events_after_reference": summary["after_reference"],
         "half_life_days": None if half_life_days is None else float(half_life_days),
         "event_weights": weights,
-        "scored_pairs": scored.height,
-        "merged_event_rows": summary["rows"] - scored.height,
-        "pairs_below_min_score": scored.height - pairs.height,
-        "pairs_before_filters": pairs.height,
-        "users_before_filters": int(pairs["user_id"].n_unique()),
-        "items_before_filters": int(pairs["item_id"].n_unique()),
+        **before_filters,
         **{f"activity_filter_{k}": v for k, v in filt.items()},
         "users": len(user_ids),
         "items": len(item_ids),
