@@ -10,20 +10,11 @@ from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
 from mp2v4rec.metrics import per_user_metrics
 from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
-from mp2v4rec.stats import activity_cohorts, paired_test, summarise
+from mp2v4rec.stats import SUMMARY_SCHEMA, activity_cohorts, paired_test, summarise
 
 COHORTS = ("all", "low", "medium", "high")
 LIST_LEVEL = ("coverage", "gini")  # measures of all lists together: no per-user values
-METRICS_SCHEMA = {
-    "split": pl.String,
-    "cohort": pl.String,
-    "metric": pl.String,
-    "k": pl.Int64,
-    "value": pl.Float64,
-    "ci_low": pl.Float64,
-    "ci_high": pl.Float64,
-    "n_users": pl.Int64,
-}
+METRICS_SCHEMA = {"split": pl.String, "cohort": pl.String, **SUMMARY_SCHEMA}
 PROTOCOL_SCHEMA = {
     "candidates": pl.String,
     "score": pl.String,

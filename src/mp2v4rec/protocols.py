@@ -34,6 +34,7 @@ from mp2v4rec.recommend import (
     SCORES,
     _as_vectors,
     _normalise,
+    check_item_bias,
     recommend_top_k,
     recs_frame,
     seen_matrix,
@@ -97,16 +98,8 @@ def score_items(
         U, V = _normalise(U), _normalise(V)
     S = U @ V.T
     if item_bias is not None:
-        S += _check_bias(item_bias, item_vectors)[cols]
+        S += check_item_bias(item_bias, np.shape(item_vectors)[0])[cols]
     return S
-
-
-def _check_bias(item_bias: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
-    bias = np.asarray(item_bias, dtype=np.float32)
-    n_items = np.shape(item_vectors)[0]
-    if bias.shape != (n_items,) or not np.isfinite(bias).all():
-        raise InputError(f"item_bias must be {n_items} finite numbers, got shape {bias.shape}")
-    return bias
 
 
 def select_blend_beta(
@@ -279,7 +272,7 @@ def sampled_ranks(
     if negatives.ndim != 2 or negatives.shape[0] != users.size or positives.size != users.size:
         raise InputError("sampled_ranks needs users [P], positives [P] and negatives [P, N]")
     items = np.column_stack([positives, negatives])  # [P, N + 1], the positive first
-    bias = None if item_bias is None else _check_bias(item_bias, V)
+    bias = None if item_bias is None else check_item_bias(item_bias, np.shape(V)[0])
     S = np.empty(items.shape, dtype=np.float32)
     uq, inv = np.unique(users, return_inverse=True)
     if uq.size * V.shape[0] <= 8 * items.size:

@@ -107,6 +107,16 @@ def check_users(users, n_users: int) -> np.ndarray:
     return users
 
 
+def check_item_bias(item_bias, n_items: int) -> np.ndarray:
+    """A per-item score offset as float32, one finite number per item."""
+    bias = np.asarray(item_bias, dtype=np.float32)
+    if bias.shape != (n_items,) or not np.isfinite(bias).all():
+        raise InputError(
+            f"item_bias must be {n_items} finite numbers (one per item), got shape {bias.shape}"
+        )
+    return bias
+
+
 def recommend_top_k(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
@@ -159,13 +169,7 @@ def recommend_top_k(
                 f"seen matrix has shape {seen.shape}, expected ({n_users}, {n_items}) "
                 "(users x items of the embeddings)"
             )
-    bias = None
-    if item_bias is not None:
-        bias = np.asarray(item_bias, dtype=np.float32)
-        if bias.shape != (n_items,) or not np.isfinite(bias).all():
-            raise InputError(
-                f"item_bias must be {n_items} finite numbers (one per item), got shape {bias.shape}"
-            )
+    bias = None if item_bias is None else check_item_bias(item_bias, n_items)
     cols, col_of = None, None  # candidate items (sorted) and each item's column, -1 if none
     if candidates is not None:
         cols = np.asarray(candidates)

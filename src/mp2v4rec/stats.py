@@ -19,6 +19,15 @@ from mp2v4rec.metrics import _columns
 COHORTS = ("low", "medium", "high")
 _CHUNK_CELLS = 1 << 22  # resample-weight cells per chunk (32 MB of float64)
 
+SUMMARY_SCHEMA = {
+    "metric": pl.String,
+    "k": pl.Int64,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "n_users": pl.Int64,
+}
+
 
 def activity_cohorts(train: pl.DataFrame, users: np.ndarray) -> pl.DataFrame:
     """``user, cohort, n_train``: ``users`` split into terciles of their train row count.
@@ -176,12 +185,4 @@ def summarise(
         counts = np.count_nonzero(~np.isnan(x), axis=0)
         for j, i in enumerate(idx):
             rows[i] = (*cols[i][:2], mean[j], low[j], high[j], int(counts[j]))
-    schema = {
-        "metric": pl.String,
-        "k": pl.Int64,
-        "value": pl.Float64,
-        "ci_low": pl.Float64,
-        "ci_high": pl.Float64,
-        "n_users": pl.Int64,
-    }
-    return pl.DataFrame(rows, schema=schema, orient="row")
+    return pl.DataFrame(rows, schema=SUMMARY_SCHEMA, orient="row")
