@@ -269,6 +269,17 @@ def evaluate_protocols(
             pl.lit(score == native).alias("native"),
         )
 
+    # per split: the other splits, and the observed block for graded relevance without the
+    # train pairs and the other splits' pairs (the same for every score function)
+    others = {split: [t for s, t in truths.items() if s != split] for split in truths}
+    graded_blocks = {
+        split: block.join(
+            pl.concat([train.select("user", "item"), *[t.select("user", "item") for t in rest]]),
+            on=["user", "item"],
+            how="anti",
+        )
+        for split, rest in others.items()
+    }
     for score in [s for s in supported_scores(native) if s in scores]:
         base, beta, bias = native if score == "popblend" else score, None, None
         if score == "popblend":
@@ -284,15 +295,7 @@ def evaluate_protocols(
             )
             bias = protocols.blend_bias(popularity, beta)
         for split, truth in truths.items():
-            other = [t for s, t in truths.items() if s != split]
-            # graded relevance on the observed block, without the other split's pairs
-            graded_block = block.join(
-                pl.concat(
-                    [train.select("user", "item"), *[t.select("user", "item") for t in other]]
-                ),
-                on=["user", "item"],
-                how="anti",
-            )
+            other, graded_block = others[split], graded_blocks[split]
             weights = graded_block["weight"]
             if (weights >= threshold).any() and (weights < threshold).any():
                 # observed negatives exist (KuaiRec's small matrix; not held-out event pairs)
