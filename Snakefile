@@ -30,6 +30,7 @@ localrules:
     evaluated_users,
     search,
     walk_corpus,
+    merge_recs,
     metrics_table,
     summary_table,
     ablation_table,

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mp2v4rec.io import InputError
-from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+from mp2v4rec.recommend import (
+    merge_recs,
+    recommend_top_k,
+    recs_frame,
+    seen_matrix,
+    user_block,
+)
 
 
 def brute_force(U, V, users, k, score, seen=None):
@@ -258,3 +264,37 @@ def test_masked_items_never_appear(problem):
         want_items, want_scores = brute_force(U, V, users, k, score, seen)
         np.testing.assert_array_equal(items, want_items)
         np.testing.assert_array_equal(scores, want_scores)
+
+
+def block_recs(U, V, seen, users, n_blocks):
+    """Lists recommended block by block, as the recommend jobs do, in block order."""
+    frames = []
+    for b in range(n_blocks):
+        part = user_block(users, b, n_blocks)
+        frames.append(recs_frame(part, *recommend_top_k(U, V, part, k=10, seen=seen)))
+    return frames
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2, 7, 45])
+def test_user_blocks_merge_to_the_single_job_lists(gaussian, n_blocks):
+    U, V, seen = gaussian
+    users = np.random.default_rng(0).permutation(40)[:37]  # unsorted, not every user
+    whole = recs_frame(np.sort(users), *recommend_top_k(U, V, np.sort(users), k=10, seen=seen))
+    blocks = [user_block(users, b, n_blocks) for b in range(n_blocks)]
+    assert np.array_equal(np.concatenate(blocks), np.sort(users))  # a partition, in order
+    assert max(b.size for b in blocks) - min(b.size for b in blocks) <= 1
+    frames = block_recs(U, V, seen, users, n_blocks)
+    merged = merge_recs(frames[::-1], users)  # the gather order does not matter
+    assert merged.equals(whole)
+
+
+def test_merge_recs_refuses_overlapping_or_foreign_blocks(gaussian):
+    U, V, seen = gaussian
+    users = np.arange(20)
+    frames = block_recs(U, V, seen, users, 2)
+    with pytest.raises(InputError, match=r"user 0 has lists in blocks \[0, 1\]"):
+        merge_recs([frames[0], frames[0]], users)
+    with pytest.raises(InputError, match=r"user 10 in block 1 is not an evaluated user"):
+        merge_recs(frames, np.arange(10))
+    with pytest.raises(InputError, match=r"user block 2 is outside 0..1"):
+        user_block(users, 2, 2)

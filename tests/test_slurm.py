@@ -370,6 +370,10 @@ def test_workflow_runs_through_slurm(slurm_cluster, tmp_path):
     assert len(set(slurm_ids)) == len(slurm_ids)
     for rule in ("synthesize_kuairec", "preprocess_kuairec", "train_mp2v", "evaluate"):
         assert rule in remote_rules, rule
+    # fanned-out stages are separate SLURM jobs (two per walk set / run); their merges local
+    for rule in ("walk_shard", "recommend"):
+        assert remote_rules.count(rule) % 2 == 0 and remote_rules.count(rule) > 2, rule
+    assert "merge_recs" not in remote_rules and "walk_corpus" not in remote_rules
     # SLURM knows these jobs (MinJobAge keeps finished jobs visible to squeue), and each
     # snakemake job has exactly one completed SLURM job
     states = subprocess.run(

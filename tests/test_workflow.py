@@ -49,7 +49,7 @@ def test_kuairec_dag_builds(tmp_path):
     assert rules["walk_shard"] == 4  # two walk sets (uniform, weighted) x two shards
     assert rules["train_mp2v"] == 2 and rules["train_w2v"] == 1 and rules["train_reference"] == 2
     assert rules["train_ultragcn"] == rules["train_ials"] == rules["recommend_userknn"] == 1
-    assert rules["recommend"] == 7 and rules["evaluate"] == 8
+    assert rules["recommend"] == 7 and rules["evaluate"] == rules["merge_recs"] == 8
     assert "synthesize_kuairec" not in rules
 
 
@@ -83,6 +83,8 @@ def test_pipeline_writes_every_output(demo_run):
     ]:
         assert (base / name).stat().st_size > 0, name
     assert not list(base.glob("walks/*/shard*.txt")), "walk shards are temporary"
+    assert not list(base.glob("recs/**/block*.parquet")), "recommendation blocks are temporary"
+    assert len(list(base.glob("logs/recommend/mp2v/default/block*.log"))) == 2  # fanned out
     assert not list(demo_run.rglob(".*.tmp*")), "no temporary files left behind"
     table = pl.read_csv(base / "tables/metrics.tsv", separator="\t")
     assert set(table["method"]) == {
@@ -139,8 +141,10 @@ def test_metapath_models_beat_reference_baselines(demo_run):
 def test_recommendations_never_contain_train_items(demo_run):
     base = demo_run / "results/tiny"
     train = pl.read_parquet(base / "data/train.parquet")
+    evaluated = pl.read_parquet(base / "data/evaluated_users.parquet")["user"]
     for path in base.glob("recs/*/*.parquet"):
         recs = pl.read_parquet(path)
+        assert recs["user"].unique().sort().equals(evaluated.sort()), path  # every block merged
         assert recs.join(train, on=["user", "item"], how="inner").height == 0, path
         assert recs.group_by("user").len()["len"].max() == 50
 
@@ -185,7 +189,8 @@ SUMMARIES = {
             lambda c: c["methods"]["mp2v"].update(dim=8),
             {
                 "train_mp2v": 5,
-                "recommend": 5,
+                "recommend": 10,  # two user blocks per run
+                "merge_recs": 5,
                 "evaluate": 5,
                 "evaluate_protocols": 1,
                 "plot_pca": 1,
@@ -199,7 +204,8 @@ SUMMARIES = {
                 "walk_shard": 8,
                 "walk_corpus": 4,
                 "train_mp2v": 5,
-                "recommend": 5,
+                "recommend": 10,  # two user blocks per run
+                "merge_recs": 5,
                 "evaluate": 5,
                 "evaluate_protocols": 1,
                 "plot_pca": 1,
@@ -217,7 +223,8 @@ SUMMARIES = {
                 "walk_shard": 4,
                 "walk_corpus": 2,
                 "train_mp2v": 2,
-                "recommend": 2,
+                "recommend": 4,
+                "merge_recs": 2,
                 "evaluate": 2,
                 **{k: v for k, v in SUMMARIES.items() if k != "summary_table"},
             },

@@ -242,3 +242,39 @@ def recs_frame(users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pl.D
             "score": scores.ravel().astype(np.float32)[keep],
         }
     )
+
+
+def user_block(users: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
+    """The ``block``-th of ``n_blocks`` contiguous, near-equal blocks of the sorted users: one
+    recommendation job's share (empty when there are fewer users than blocks)."""
+    if not 0 <= block < n_blocks:
+        raise InputError(f"user block {block} is outside 0..{n_blocks - 1} (recommend.user_blocks)")
+    return np.array_split(np.sort(np.asarray(users)), n_blocks)[block]
+
+
+def merge_recs(blocks: list[pl.DataFrame], users: np.ndarray) -> pl.DataFrame:
+    """The lists of every user block as one table sorted by user and rank.
+
+    Each user's list must come from exactly one block and every user must be one of ``users``
+    (the evaluated users), so a stale or foreign block fails instead of mixing in.
+    """
+    recs = pl.concat(blocks).sort("user", "rank")
+    owners = pl.concat(
+        [
+            b.select(pl.col("user").unique()).with_columns(pl.lit(i).alias("block"))
+            for i, b in enumerate(blocks)
+        ]
+    )
+    twice = owners.filter(pl.col("user").is_duplicated()).sort("user", "block")
+    if twice.height:
+        raise InputError(
+            f"user {twice['user'][0]} has lists in blocks {twice['block'][:2].to_list()}: "
+            "the blocks overlap; rerun the recommend jobs (snakemake --forcerun recommend)"
+        )
+    foreign = owners.filter(~pl.col("user").is_in(pl.Series(np.asarray(users)).implode()))
+    if foreign.height:
+        raise InputError(
+            f"user {foreign['user'][0]} in block {foreign['block'][0]} is not an evaluated user: "
+            "the block is stale; rerun the recommend jobs (snakemake --forcerun recommend)"
+        )
+    return recs

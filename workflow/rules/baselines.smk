@@ -60,11 +60,11 @@ rule recommend_userknn:
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
-        f"{R}/recs/{{method}}/{{variant}}.parquet",
+        temp(f"{R}/recs/{{method}}/{{variant}}/block{{block}}.parquet"),
     log:
-        f"{R}/logs/recommend/{{method}}/{{variant}}.log",
+        f"{R}/logs/recommend/{{method}}/{{variant}}/block{{block}}.log",
     benchmark:
-        f"{R}/benchmarks/recommend/{{method}}/{{variant}}.tsv"
+        f"{R}/benchmarks/recommend/{{method}}/{{variant}}/block{{block}}.tsv"
     wildcard_constraints:
         method=alternation(methods_of("userknn")),
     resources:
@@ -74,5 +74,7 @@ rule recommend_userknn:
         settings=lambda w: plain(settings(w)),
         k=config["recommend"]["k"],
         mask_seen=config["recommend"]["mask_seen"],
+        block=lambda w: int(w.block),
+        n_blocks=config["recommend"]["user_blocks"],
     script:
         "../../scripts/recommend_userknn.py"

@@ -123,9 +123,22 @@ def mp2v_inputs(wildcards):
     return inputs
 
 
-def walk_shards(wildcards):
-    n = config["walks"]["shards"]
-    return [f"{R}/walks/{{walkset}}/shard{i}.txt".format(**wildcards) for i in range(n)]
+def parts(pattern, n):
+    """Input function: the ``n`` part files (``{part}`` = 0..n-1) a merge rule gathers."""
+
+    def files(wildcards):
+        return [pattern.format(**wildcards, part=i) for i in range(n)]
+
+    return files
+
+
+walk_shards = parts(
+    f"{R}/walks/{{walkset}}/shard{{part}}.txt", config["walks"]["shards"]
+)
+rec_blocks = parts(
+    f"{R}/recs/{{method}}/{{variant}}/block{{part}}.parquet",
+    config["recommend"]["user_blocks"],
+)
 
 
 def runs():
@@ -257,3 +270,4 @@ wildcard_constraints:
     variant=r"default|[a-z]+~[^_/]+(_[a-z]+~[^_/]+)*",
     walkset=r"metapath~[^/]+",
     shard=r"\d+",
+    block=r"\d+",

@@ -1,4 +1,5 @@
-# Top-K recommendation for the evaluated users, accuracy metrics, and the summary table.
+# Top-K recommendation for the evaluated users (one job per user block, gathered by merge_recs),
+# accuracy metrics, and the summary table.
 
 
 rule evaluated_users:
@@ -22,11 +23,11 @@ rule recommend:
         train=f"{R}/data/train.parquet",
         user_table=f"{R}/data/users.parquet",
     output:
-        f"{R}/recs/{{method}}/{{variant}}.parquet",
+        temp(f"{R}/recs/{{method}}/{{variant}}/block{{block}}.parquet"),
     log:
-        f"{R}/logs/recommend/{{method}}/{{variant}}.log",
+        f"{R}/logs/recommend/{{method}}/{{variant}}/block{{block}}.log",
     benchmark:
-        f"{R}/benchmarks/recommend/{{method}}/{{variant}}.tsv"
+        f"{R}/benchmarks/recommend/{{method}}/{{variant}}/block{{block}}.tsv"
     wildcard_constraints:
         method=alternation([m for m in METHODS if METHODS[m]["kind"] != "userknn"]),
     resources:
@@ -36,8 +37,22 @@ rule recommend:
         k=config["recommend"]["k"],
         mask_seen=config["recommend"]["mask_seen"],
         chunk_size=config["recommend"]["chunk_size"],
+        block=lambda w: int(w.block),
+        n_blocks=config["recommend"]["user_blocks"],
     script:
         "../../scripts/recommend.py"
+
+
+rule merge_recs:
+    input:
+        blocks=rec_blocks,
+        evaluated=f"{R}/data/evaluated_users.parquet",
+    output:
+        f"{R}/recs/{{method}}/{{variant}}.parquet",
+    log:
+        f"{R}/logs/merge_recs/{{method}}/{{variant}}.log",
+    script:
+        "../../scripts/merge_recs.py"
 
 
 rule evaluate:
