@@ -1,7 +1,7 @@
 """MP2V's 2x2 ablation (metapath UV/UUV x sampling uniform/weighted) on planted synthetic data.
 
     .venv/bin/python benchmarks/planted_ablation.py [--seeds 0 1 2 3 4] [--world planted]
-    .venv/bin/python benchmarks/planted_ablation.py --world default --seeds 0 1 2   # generator defaults
+    .venv/bin/python benchmarks/planted_ablation.py --world default --seeds 0 1 2  # defaults
 
 Each seed generates its own KuaiRec-format world (generator seed = seed; ``--world-seed`` fixes
 one world for every seed, as the workflow's ablation does) and seeds the walks and skip-gram;
@@ -10,8 +10,8 @@ every cell is generate -> preprocess -> graph -> walks -> skip-gram -> top-K (tr
 skip-gram settings are those of configs/demo.yaml's mp2v (length 15, 10 walks per user, dim 32,
 window 6, 6 negatives, 5 epochs), one gensim worker.
 
-The planted world (600 users x 900 items the demo's world, configs/demo.yaml, 8 communities) is built so that a
-user's own history is a weak signal of their community and the two MP2V extensions can help:
+The planted world (configs/demo.yaml's: 600 users x 900 items, 8 communities) is built so that
+a user's own history is a weak signal of their community and the two MP2V extensions can help:
 
 - sparse histories (``interactions_per_user: 10``; an evaluated user keeps ~3 train positives)
   but every user lists ~10 friends, 90 % inside their community: the UUV social hop reaches
@@ -24,9 +24,9 @@ user's own history is a weak signal of their community and the two MP2V extensio
 
 Absolute recalls are low by construction: in the fully observed test block ~half of the
 positives are cross-community (as likely for any item), so even an oracle that ranks the
-user's true community first reaches only Recall@50 ~0.26 and Recall@100 ~0.49 (seed 0). On the
-generator's defaults (``--world default``; 60 interactions per user, 80 % in-community) UV is already at that oracle's
-ceiling (Recall@100 0.763 vs 0.764): nothing can help there, hence no ablation effect.
+user's true community first reaches only Recall@50 ~0.26 and Recall@100 ~0.49 (seed 0). On
+the generator's defaults (``--world default``; 60 interactions per user, 80 % in-community) UV
+is already at that oracle's ceiling (Recall@100 0.763 vs 0.764): nothing can help there.
 
 Controls: ``homophily: 0`` (friends random: the social hop leads out of the community, UUV
 should not beat UV; the interaction tables are identical, only the friendships differ) and the
