@@ -41,7 +41,12 @@ def test_defaults_are_filled_in_nested_objects():
     assert config["methods"]["mp2v"]["walk_length"] == 15
     assert config["methods"]["w2v"]["window"] == 15
     assert config["metapaths"]["UUV"] == ["user_user", "user_item", "item_user"]
-    assert config["recommend"] == {"k": 100, "mask_seen": True, "chunk_size": 2048}
+    assert config["recommend"] == {
+        "k": 100,
+        "mask_seen": True,
+        "chunk_size": 2048,
+        "user_blocks": 1,
+    }
 
 
 def test_shipped_config_equals_schema_defaults_for_kuairec():
