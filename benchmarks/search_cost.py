@@ -141,7 +141,10 @@ def cpu_seconds() -> float:
 
 
 def walkset(length: int, pernode: int) -> str:
-    return f"metapath~UV_sampling~uniform_length~{length}_pernode~{pernode}_start~users_seed~0"
+    from mp2v4rec.config import walkset_name
+
+    cell = dict(walk_length=length, walks_per_node=pernode)
+    return walkset_name(dict(metapath="UV", sampling="uniform", start="users", seed=0, **cell))
 
 
 def pairs_per_token(length: int, window: int) -> float:
@@ -388,7 +391,7 @@ def evaluate_cell(d: Path, vectors: tuple, settings: dict, splits: list[str]) ->
     from mp2v4rec.embed import load_embeddings, save_embeddings
     from mp2v4rec.evaluation import default_protocol, evaluate_run, for_users
     from mp2v4rec.io import write_parquet, write_tsv
-    from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+    from mp2v4rec.recommend import merge_recs, recommend_top_k, recs_frame, seen_matrix
 
     rec, ev = settings["recommend"], settings["evaluate"]
     e = d / "eval"
@@ -415,7 +418,10 @@ def evaluate_cell(d: Path, vectors: tuple, settings: dict, splits: list[str]) ->
     times["recommend_s"] = time.perf_counter() - started
 
     started = time.perf_counter()  # merge_recs with one block: read, check, write
-    recs = pl.read_parquet(e / "block0.parquet").sort("user", "rank", maintain_order=True)
+    recs = merge_recs(
+        [pl.read_parquet(e / "block0.parquet")],
+        pl.read_parquet(d / "data/evaluated_users.parquet")["user"].to_numpy(),
+    )
     write_parquet(recs, e / "recs.parquet")
     times["merge_s"] = time.perf_counter() - started
 

@@ -176,12 +176,8 @@ def serving(mode):
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for var in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-        monkeypatch.delenv(var.upper(), raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
+def _local_server_without_proxy(no_proxy):
+    """The archive server runs on 127.0.0.1: no proxy from the environment in between."""
 
 
 def download(mode, md5=MD5, retries=2):

@@ -78,13 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """Never route the test requests through a proxy from the environment."""
-    for var in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-        monkeypatch.delenv(var.upper(), raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
+def _local_server_without_proxy(no_proxy):
+    """The archive server runs on 127.0.0.1: no proxy from the environment in between."""
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir, *args, check=True):
-    cmd = [
+def snakemake_cmd(workdir, *args):
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -24,6 +24,10 @@ def snakemake(workdir, *args, check=True):
         str(workdir),
         *args,
     ]
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = snakemake_cmd(workdir, *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -342,20 +346,9 @@ def test_killed_run_resumes_to_byte_identical_results(demo_run, tmp_path):
     import signal
     import time
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "all",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "2",
-        "--configfile",
-        str(ROOT / "configs/test.yaml"),
-    ]
+    cmd = snakemake_cmd(
+        tmp_path, "all", "--cores", "2", "--configfile", str(ROOT / "configs/test.yaml")
+    )
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

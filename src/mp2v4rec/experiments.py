@@ -25,7 +25,7 @@ from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
 from mp2v4rec.embed import fit_skipgram_method
 from mp2v4rec.graph import build_graph
-from mp2v4rec.metrics import per_user_metrics
+from mp2v4rec.metrics import accuracy_metrics
 from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
 from mp2v4rec.walks import write_walks
 
@@ -92,11 +92,12 @@ def run_cell(
     users = data.users.filter("evaluated")["user"].to_numpy()
     seen = seen_matrix(data.train, n_users, n_items)
     items, scores = recommend_top_k(user_vectors, item_vectors, users, k=max(ks), seen=seen)
-    _, per_user = per_user_metrics(recs_frame(users, items, scores), data.test, list(ks))
+    table = accuracy_metrics(recs_frame(users, items, scores), data.test, list(ks))
     return {
-        f"{metric}@{k}": float(per_user[metric][:, j].mean())
-        for metric in ("recall", "ndcg")
-        for j, k in enumerate(ks)
+        f"{metric}@{k}": value
+        for metric, k, value in table.filter(pl.col("metric").is_in(["recall", "ndcg"]))
+        .select("metric", "k", "value")
+        .iter_rows()
     }
 
 
