@@ -198,16 +198,27 @@ def test_beats_popularity_and_keeps_best_epoch(planted_data):
     pop_u, pop_v, _ = popularity_embeddings(train, n_users, n_items)
     pop = Validator(valid, seen, k=20)(pop_u, pop_v, "dot")
 
-    cfg = UltraGCNConfig(batch_size=512, epochs=60, patience=3, k=20)
+    steps_per_epoch = -(-train.height // 512)
+    cfg = UltraGCNConfig(batch_size=512, epochs=60, patience_steps=3 * steps_per_epoch, k=20)
     U, V, curve = train_ultragcn(train, n_users, n_items, valid, cfg)
     assert curve.columns == ["epoch", "loss", "valid_recall"]
     assert curve["loss"][-1] < curve["loss"][0]
     best_row = int(curve["valid_recall"].arg_max())
     best = curve["valid_recall"][best_row]
     assert best > pop + 0.08, (best, pop)
-    # the returned vectors are the best epoch's, and training stopped `patience` epochs later
+    # the returned vectors are the best epoch's, and training stopped 3 epochs (of steps) later
     assert Validator(valid, seen, k=20)(U, V, "dot") == best
-    assert curve.height == best_row + 1 + cfg.patience < cfg.epochs
+    assert curve.height == best_row + 1 + 3 < cfg.epochs
+
+
+def test_patience_counts_optimiser_steps_not_epochs(planted_data, monkeypatch):
+    """Two batches an epoch: early stopping waits patience_steps updates, not a few epochs."""
+    train, valid, n_users, n_items = planted_data
+    recalls = iter([0.5] + [0.1] * 100)  # epoch 1 is the best, then no progress
+    monkeypatch.setattr(Validator, "__call__", lambda self, *args: next(recalls))
+    cfg = UltraGCNConfig(batch_size=-(-train.height // 2), epochs=50, patience_steps=10, k=20)
+    _, _, curve = train_ultragcn(train, n_users, n_items, valid, cfg)
+    assert curve.height == 6  # best at step 2, stopped at step 12 = 2 + 10 (epoch 6)
 
 
 def test_without_validation_runs_every_epoch(planted_data):

@@ -65,13 +65,13 @@ class UltraGCNConfig:
     lr: float = 0.005
     batch_size: int = 8192
     epochs: int = 50
-    patience: int = 10  # stop after this many epochs without a better validation recall
+    patience_steps: int = 1000  # stop once the best validation epoch is this many steps back
     k: int = 100  # validation Recall@k drives early stopping
     seed: int = 0
     l2_scope: str = "all"  # the reference code penalises the whole tables
 
     def __post_init__(self):
-        positive_int = ("dim", "negative_num", "batch_size", "epochs", "patience", "k")
+        positive_int = ("dim", "negative_num", "batch_size", "epochs", "patience_steps", "k")
         for name in (*positive_int, "ii_neighbor_num", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -368,8 +368,10 @@ def train_ultragcn(
     """Train UltraGCN; return ``(user_vectors, item_vectors, curve)`` of the best epoch.
 
     Each epoch is scored by Recall@``cfg.k`` on ``valid`` (train items masked); training stops
-    after ``cfg.patience`` epochs without improvement and the best epoch's float32 vectors are
-    returned. Without ``valid`` (None or empty) all epochs run, the last one is returned and
+    once ``cfg.patience_steps`` optimiser steps have passed since the best epoch (counted in
+    steps, not epochs, so a small dataset with few batches per epoch is not stopped after a
+    handful of updates) and the best epoch's float32 vectors are returned. Without ``valid``
+    (None, empty, or only cold pairs) all epochs run, the last one is returned and
     ``valid_recall`` is NaN. ``curve``: epoch (from 1), loss (epoch's summed batch losses per
     train pair), valid_recall.
     """
@@ -382,8 +384,8 @@ def train_ultragcn(
     pair_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(A.indptr))
     pair_items = A.indices.astype(np.int32)
     n_pairs = pair_items.size
-    use_valid = valid is not None and valid.height > 0
-    validator = Validator(valid, A, k=cfg.k) if use_valid else None
+    validator = Validator(valid, A, k=cfg.k) if valid is not None and valid.height else None
+    use_valid = validator is not None and validator.users.size > 0  # not every pair cold
 
     rng = np.random.default_rng(cfg.seed)
     U = (rng.standard_normal((n_users, cfg.dim)) * cfg.init_std).astype(np.float32)
@@ -400,7 +402,7 @@ def train_ultragcn(
         )
 
     best = (-np.inf, 0, U.copy(), V.copy())
-    curve, step, since_best = [], 0, 0
+    curve, step, best_step = [], 0, 0
     for epoch in range(1, cfg.epochs + 1):
         order = rng.permutation(n_pairs)
         users, items = pair_users[order], pair_items[order]
@@ -431,13 +433,11 @@ def train_ultragcn(
                 recall,
             )
         if not use_valid or recall > best[0]:
-            best, since_best = (recall, epoch, U.copy(), V.copy()), 0
-        else:
-            since_best += 1
-            if since_best >= cfg.patience:
-                if log:
-                    log.info("ultragcn: early stop; best epoch %d (recall %.5f)", best[1], best[0])
-                break
+            best, best_step = (recall, epoch, U.copy(), V.copy()), step
+        elif step - best_step >= cfg.patience_steps:
+            if log:
+                log.info("ultragcn: early stop; best epoch %d (recall %.5f)", best[1], best[0])
+            break
     frame = pl.DataFrame(
         curve,
         schema={"epoch": pl.Int64, "loss": pl.Float64, "valid_recall": pl.Float64},
