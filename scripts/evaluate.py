@@ -29,6 +29,7 @@ def main(smk):
         item_vectors=item_vectors,
         reference_vectors=reference,
         per_user_ks=p.per_user_ks,
+        cold=p.cold,
         n_boot=p.bootstrap,
         seed=p.seed,
     )

@@ -3,6 +3,7 @@ AUC / GAUC on the observed block."""
 
 import polars as pl
 
+from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.embed import load_embeddings
 from mp2v4rec.evaluation import evaluate_protocols
 from mp2v4rec.io import script_logger, write_tsv
@@ -17,14 +18,16 @@ def main(smk):
         item_vectors,
         native,
         pl.read_parquet(smk.input.train),
-        {split: pl.read_parquet(smk.input[split]) for split in ("valid", "test")},
+        {split: pl.read_parquet(smk.input[split]) for split in SPLITS},
         pl.read_parquet(smk.input.item_table),
         pl.read_parquet(smk.input.block),
         pl.read_parquet(smk.input.evaluated)["user"].to_numpy(),
+        splits=p.splits,
         candidate_sets=proto["candidates"],
         scores=proto["scores"],
         ks=p.ks,
         k=p.k,
+        cold=p.cold,
         n_negatives=proto["sampled_negatives"],
         blend_grid=tuple(proto["blend_grid"]),
         graded_cap=proto["graded_cap"],

@@ -3,6 +3,7 @@
 import polars as pl
 
 from mp2v4rec.beyond import lorenz_curve
+from mp2v4rec.evaluation import split_lists
 from mp2v4rec.io import count_rows, script_logger
 from mp2v4rec.plots import plot_cohorts, plot_distributions, plot_lorenz
 
@@ -30,7 +31,7 @@ def main(smk):
     )
     n_items = count_rows(smk.input.item_table)
     curves = {
-        r: lorenz_curve(pl.read_parquet(f), n_items, p.k)
+        r: lorenz_curve(split_lists(pl.read_parquet(f), p.split), n_items, p.k)
         for r, f in zip(p.runs, smk.input.recs, strict=True)
     }
     plot_lorenz(curves, out.lorenz, k=p.k)

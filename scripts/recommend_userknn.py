@@ -1,36 +1,36 @@
-"""Rule recommend_userknn: top-K lists from cosine user-user neighbours, for one block of the
-evaluated users."""
+"""Rule recommend_userknn: top-K lists from cosine user-user neighbours for one block of the
+evaluated users, one list per held-out split (as rule recommend)."""
 
-import numpy as np
 import polars as pl
 
-from mp2v4rec.baselines.userknn import userknn_recommend
+from mp2v4rec.baselines.userknn import userknn_scorer
+from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.io import count_rows, script_logger, write_parquet
-from mp2v4rec.recommend import recs_frame, user_block
+from mp2v4rec.recommend import split_recs, user_block
 
 
 def main(smk):
     log = script_logger(smk.log[0], "recommend_userknn")
-    s = smk.params.settings
-    users = pl.read_parquet(smk.input.user_table)
-    evaluated = user_block(
-        pl.read_parquet(smk.input.evaluated)["user"].to_numpy(),
-        smk.params.block,
-        smk.params.n_blocks,
-    ).astype(np.int32)
-    items, scores = userknn_recommend(
-        pl.read_parquet(smk.input.train),
-        users.height,
-        count_rows(smk.input.item_table),
-        evaluated,
-        k_neighbors=s["k_neighbors"],
-        k=smk.params.k,
-        mask_seen=smk.params.mask_seen,
-        weighted=s["weighted"],
+    p, s = smk.params, smk.params.settings
+    n_users, n_items = count_rows(smk.input.user_table), count_rows(smk.input.item_table)
+    train = pl.read_parquet(smk.input.train)
+    users = user_block(pl.read_parquet(smk.input.evaluated)["user"].to_numpy(), p.block, p.n_blocks)
+    recs = split_recs(
+        userknn_scorer(
+            train, n_users, n_items, k_neighbors=s["k_neighbors"], weighted=s["weighted"]
+        ),
+        users,
+        train,
+        {split: pl.read_parquet(smk.input[split]) for split in SPLITS},
+        n_users,
+        n_items,
+        splits=p.splits,
+        k=p.k,
+        mask_seen=p.mask_seen,
         chunk_size=s["chunk_size"],
         log=log,
     )
-    write_parquet(recs_frame(evaluated, items, scores), smk.output[0])
+    write_parquet(recs, smk.output[0])
 
 
 if __name__ == "__main__":

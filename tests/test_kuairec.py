@@ -115,6 +115,22 @@ def test_valid_test_split(prepared):
     assert (stats["small_matrix_users"], stats["small_matrix_items"]) == (4, 3)
 
 
+def test_held_out_pair_that_is_a_train_positive_is_dropped_and_counted(tmp_path):
+    big = BIG + "20,300,3000,1000,2020-07-05 03:13:21.000,20200705,1593890001.000,3.0\n"
+    prepared = preprocess_kuairec(make_zip(tmp_path / "a.zip", big_matrix_csv=big))
+    held = pl.concat([prepared.valid, prepared.test]).select("user", "item")
+    assert (1, 2) in set(rows(prepared.train.select("user", "item")))
+    assert set(rows(held)) == {(1, 5), (3, 2), (4, 2), (4, 4), (4, 5)}  # (1, 2) is gone
+    assert prepared.stats["eval_pairs_in_train"] == 1
+
+
+def test_cold_pairs_are_counted(prepared):
+    # users 3, 4 and items 4, 5 have no train positive: every held-out pair but (1, 2) is cold
+    stats = prepared.stats
+    assert (stats["eval_cold_users"], stats["eval_cold_items"]) == (2, 2)
+    assert (stats["eval_cold_pairs"], stats["eval_cold_share"]) == (5, 0.8333)
+
+
 def test_split_is_seeded(tmp_path):
     archive = tmp_path / "s.zip"
     write_synthetic_kuairec(archive, n_users=60, n_items=80, small_users=20, small_items=30)

@@ -186,7 +186,8 @@ def test_select_blend_beta_picks_the_best_validation_recall():
     # beta > 0.096 moves item 1 above item 0 for user 0; beta > 0.192 above item 2 for user 1.
     U = np.array([[1, 0], [0, 1]] + [[1, 1]] * 7, dtype=np.float32)
     V = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], dtype=np.float32)
-    train = pairs([(u, 1) for u in range(2, 9)])
+    # users 0 and 1 also watched item 3 (masked), so neither gets the cold-user fallback
+    train = pairs([(u, 1) for u in range(2, 9)] + [(0, 3), (1, 3)])
     valid = pairs([(0, 1), (1, 2)])
     beta, table = select_blend_beta(U, V, train, valid, 4, grid=[0, 0.05, 0.1, 0.2, 0.5], k=1)
     assert beta == 0.1

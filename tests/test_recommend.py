@@ -14,10 +14,13 @@ from hypothesis.extra import numpy as hnp
 
 from mp2v4rec.io import InputError
 from mp2v4rec.recommend import (
+    embedding_scorer,
     merge_recs,
+    popularity_fallback,
     recommend_top_k,
     recs_frame,
     seen_matrix,
+    split_recs,
     user_block,
 )
 
@@ -266,32 +269,101 @@ def test_masked_items_never_appear(problem):
         np.testing.assert_array_equal(scores, want_scores)
 
 
-def block_recs(U, V, seen, users, n_blocks):
+def pairs_frame(matrix):
+    """A (user, item) interaction table of a boolean matrix's nonzero cells."""
+    users, items = np.nonzero(np.asarray(matrix))
+    return interactions(list(zip(users.tolist(), items.tolist(), strict=True)))
+
+
+@pytest.fixture(scope="module")
+def held_out(gaussian):
+    """Disjoint valid and test pairs outside the seen ones, users 0..39."""
+    _, _, seen = gaussian
+    rng = np.random.default_rng(5)
+    free = ~seen.toarray() & (rng.random(seen.shape) < 0.04)
+    valid = free & (rng.random(seen.shape) < 0.5)
+    return {"valid": pairs_frame(valid), "test": pairs_frame(free & ~valid)}
+
+
+def block_recs(U, V, seen, users, n_blocks, held_out):
     """Lists recommended block by block, as the recommend jobs do, in block order."""
-    frames = []
-    for b in range(n_blocks):
-        part = user_block(users, b, n_blocks)
-        frames.append(recs_frame(part, *recommend_top_k(U, V, part, k=10, seen=seen)))
-    return frames
+    train = pairs_frame(seen.toarray())
+    return [
+        split_recs(
+            embedding_scorer(U, V, score="cosine"),
+            user_block(users, b, n_blocks),
+            train,
+            held_out,
+            *seen.shape,
+            splits=["valid", "test"],
+            k=10,
+        )
+        for b in range(n_blocks)
+    ]
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 7, 45])
-def test_user_blocks_merge_to_the_single_job_lists(gaussian, n_blocks):
+def test_user_blocks_merge_to_the_single_job_lists(gaussian, held_out, n_blocks):
     U, V, seen = gaussian
     users = np.random.default_rng(0).permutation(40)[:37]  # unsorted, not every user
-    whole = recs_frame(np.sort(users), *recommend_top_k(U, V, np.sort(users), k=10, seen=seen))
+    [whole] = block_recs(U, V, seen, np.sort(users), 1, held_out)
     blocks = [user_block(users, b, n_blocks) for b in range(n_blocks)]
     assert np.array_equal(np.concatenate(blocks), np.sort(users))  # a partition, in order
     assert max(b.size for b in blocks) - min(b.size for b in blocks) <= 1
-    frames = block_recs(U, V, seen, users, n_blocks)
+    frames = block_recs(U, V, seen, users, n_blocks, held_out)
     merged = merge_recs(frames[::-1], users)  # the gather order does not matter
-    assert merged.equals(whole)
+    assert merged.equals(whole.sort("split", "user", "rank"))
 
 
-def test_merge_recs_refuses_overlapping_or_foreign_blocks(gaussian):
+@pytest.mark.parametrize("score", ["cosine", "dot"])
+def test_each_split_list_masks_train_and_the_other_split(gaussian, held_out, score):
+    """The test list of a user never holds their validation positives (and vice versa), and
+    is exactly the top-k with train and the other split masked."""
+    U, V, seen = gaussian
+    users = np.arange(40)
+    recs = split_recs(
+        embedding_scorer(U, V, score=score),
+        users,
+        pairs_frame(seen.toarray()),
+        held_out,
+        *seen.shape,
+        splits=["valid", "test"],
+        k=25,
+    )
+    for split, other in (("valid", "test"), ("test", "valid")):
+        mask = seen.toarray().copy()
+        o = held_out[other]
+        mask[o["user"].to_numpy(), o["item"].to_numpy()] = True
+        want, _ = brute_force(U, V, users, 25, score, mask)
+        got = recs.filter(pl.col("split") == split).sort("user", "rank")
+        np.testing.assert_array_equal(got["item"].to_numpy().reshape(40, 25), want)
+        listed = set(zip(got["user"].to_list(), got["item"].to_list(), strict=True))
+        assert not listed & set(zip(o["user"].to_list(), o["item"].to_list(), strict=True))
+    # the other split's positives do take slots when nothing but train is masked
+    unmasked, _ = recommend_top_k(U, V, users, k=25, score=score, seen=seen)
+    o = held_out["valid"]
+    hit = unmasked[o["user"].to_numpy()] == o["item"].to_numpy()[:, None]
+    assert hit.any()
+
+
+def test_users_without_train_positives_get_the_popularity_list(gaussian):
+    U, V, _ = gaussian
+    train = interactions([(0, 3), (1, 3), (2, 3), (0, 7), (1, 7), (2, 9)])
+    fallback = popularity_fallback(train, 40, 300)
+    assert fallback.users.tolist() == [False] * 3 + [True] * 37
+    items, _ = recommend_top_k(U, V, np.array([1, 5]), k=4, seen=None, fallback=fallback)
+    assert items[1].tolist() == [3, 7, 9, 0]  # by train count, ties by lower item
+    assert items[0].tolist() != [3, 7, 9, 0]  # a user with train positives keeps their scores
+    masked, _ = recommend_top_k(
+        U, V, np.array([5]), k=3, seen=seen_matrix(train, 40, 300), fallback=fallback
+    )
+    assert masked[0].tolist() == [3, 7, 9]
+
+
+def test_merge_recs_refuses_overlapping_or_foreign_blocks(gaussian, held_out):
     U, V, seen = gaussian
     users = np.arange(20)
-    frames = block_recs(U, V, seen, users, 2)
+    frames = block_recs(U, V, seen, users, 2, held_out)
     with pytest.raises(InputError, match=r"user 0 has lists in blocks \[0, 1\]"):
         merge_recs([frames[0], frames[0]], users)
     with pytest.raises(InputError, match=r"user 10 in block 1 is not an evaluated user"):

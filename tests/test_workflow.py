@@ -1,5 +1,6 @@
 """The Snakemake DAG: builds for the study's config, runs end to end on configs/test.yaml."""
 
+import json
 import os
 import subprocess
 import sys
@@ -118,7 +119,9 @@ def test_pipeline_writes_every_output(demo_run):
         "auc",
         "gauc",
     }
-    assert set(table["cohort"]) == {"all", "low", "medium", "high"}
+    assert set(table["cohort"]) == {"all", "low", "medium", "high", "cold"}
+    stats = json.loads((base / "data/stats.json").read_text())
+    assert stats["eval_cold_pairs"] > 0  # so the cold cohort is really exercised
     # evaluation protocols side by side: candidate sets and score functions as columns
     assert set(table["candidates"]) == {"all", "block", "sampled"}
     assert {"cosine", "dot", "popblend"} <= set(table["score"])
@@ -132,7 +135,13 @@ def test_metapath_models_beat_reference_baselines(demo_run):
     table = pl.read_csv(demo_run / "results/tiny/tables/metrics.tsv", separator="\t")
     recall = dict(
         table.filter(
-            (pl.col("split") == "test") & (pl.col("metric") == "recall") & (pl.col("k") == 50)
+            (pl.col("split") == "test")
+            & (pl.col("metric") == "recall")
+            & (pl.col("k") == 50)
+            & (pl.col("cohort") == "all")
+            & (pl.col("candidates") == "all")
+            & pl.col("native")
+            & (pl.col("variant") == "default")
         )
         .select("method", "value")
         .rows()
@@ -142,15 +151,20 @@ def test_metapath_models_beat_reference_baselines(demo_run):
         assert recall[method] > recall["random"], recall
 
 
-def test_recommendations_never_contain_train_items(demo_run):
+def test_recommendations_never_contain_known_positives(demo_run):
+    """Neither train items nor the other split's held-out positives take a slot."""
     base = demo_run / "results/tiny"
     train = pl.read_parquet(base / "data/train.parquet")
+    held = {s: pl.read_parquet(base / f"data/{s}.parquet") for s in ("valid", "test")}
     evaluated = pl.read_parquet(base / "data/evaluated_users.parquet")["user"]
     for path in base.glob("recs/*/*.parquet"):
         recs = pl.read_parquet(path)
         assert recs["user"].unique().sort().equals(evaluated.sort()), path  # every block merged
         assert recs.join(train, on=["user", "item"], how="inner").height == 0, path
-        assert recs.group_by("user").len()["len"].max() == 50
+        for split, other in (("valid", "test"), ("test", "valid")):
+            lists = recs.filter(pl.col("split") == split)
+            assert lists.join(held[other], on=["user", "item"], how="inner").height == 0, path
+        assert recs.group_by("split", "user").len()["len"].max() == 50
 
 
 def test_rerun_with_nothing_changed_runs_nothing(demo_run):

@@ -1,5 +1,11 @@
 """One run's full evaluation: accuracy and beyond-accuracy per split and activity cohort, with
-bootstrap confidence intervals; and the cross-method summary with paired tests."""
+bootstrap confidence intervals; and the cross-method summary with paired tests.
+
+Cold held-out pairs (user or item without any train positive) cannot be reached by a model
+trained on the train pairs, while a random list can hit them. They are scored as their own
+``cold`` cohort, and the headline (cohort ``all`` and the activity cohorts) leaves them out unless
+``cold="include"`` (the study's protocol, which kept them).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,20 @@ import polars as pl
 
 from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
+from mp2v4rec.io import InputError
 from mp2v4rec.metrics import per_user_metrics
-from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+from mp2v4rec.recommend import (
+    embedding_scorer,
+    held_out_masks,
+    popularity_fallback,
+    rank_users,
+    recs_frame,
+    seen_matrix,
+)
 from mp2v4rec.stats import SUMMARY_SCHEMA, activity_cohorts, paired_test, summarise
 
-COHORTS = ("all", "low", "medium", "high")
+COHORTS = ("all", "low", "medium", "high", "cold")
+COLD_MODES = ("exclude", "include")
 LIST_LEVEL = ("coverage", "gini")  # measures of all lists together: no per-user values
 METRICS_SCHEMA = {"split": pl.String, "cohort": pl.String, **SUMMARY_SCHEMA}
 PROTOCOL_SCHEMA = {
@@ -24,14 +39,18 @@ PROTOCOL_SCHEMA = {
 }
 
 
+def _labelled(frame: pl.DataFrame, **labels) -> pl.DataFrame:
+    """``frame`` in PROTOCOL_SCHEMA, with constant label columns added (others null)."""
+    frame = frame.with_columns(
+        *[pl.lit(v).alias(c) for c, v in labels.items()],
+        *[pl.lit(None).alias(c) for c in PROTOCOL_SCHEMA if c not in frame and c not in labels],
+    )
+    return frame.select(list(PROTOCOL_SCHEMA)).cast(PROTOCOL_SCHEMA)
+
+
 def default_protocol(table: pl.DataFrame, score: str) -> pl.DataFrame:
     """Label a run's main metrics: all unseen items as candidates, the model's own score."""
-    return table.with_columns(
-        pl.lit("all").alias("candidates"),
-        pl.lit(score).alias("score"),
-        pl.lit(None, pl.Float64).alias("beta"),
-        pl.lit(True).alias("native"),
-    ).select(list(PROTOCOL_SCHEMA))
+    return _labelled(table, candidates="all", score=score, native=True)
 
 
 def evaluated_users(users: pl.DataFrame, sample: int | None = None, seed: int = 0) -> np.ndarray:
@@ -49,6 +68,40 @@ def for_users(truths: dict[str, pl.DataFrame], users: np.ndarray) -> dict[str, p
     return {split: t.filter(pl.col("user").is_in(keep)) for split, t in truths.items()}
 
 
+def split_cold(truth: pl.DataFrame, train: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(warm, cold)`` rows of a held-out table: cold when the user or the item has no train
+    positive."""
+    warm_users = train.select(pl.col("user").unique())
+    warm_items = train.select(pl.col("item").unique())
+    warm = truth.join(warm_users, on="user", how="semi").join(warm_items, on="item", how="semi")
+    return warm, truth.join(warm, on=["user", "item"], how="anti")
+
+
+def headline_truths(
+    truths: dict[str, pl.DataFrame], train: pl.DataFrame, cold: str
+) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+    """Per split, the held-out rows the headline scores (``cold="exclude"``: the warm ones;
+    ``"include"``: all) and the cold rows (their own cohort)."""
+    if cold not in COLD_MODES:
+        raise InputError(f"evaluate.cold must be one of {list(COLD_MODES)}, got {cold!r}")
+    parts = {split: split_cold(truth, train) for split, truth in truths.items()}
+    headline = {s: (warm if cold == "exclude" else truths[s]) for s, (warm, _) in parts.items()}
+    return headline, {s: c for s, (_, c) in parts.items()}
+
+
+def split_lists(recs: pl.DataFrame, split: str) -> pl.DataFrame:
+    """The lists made for one held-out split (train and the other splits' pairs masked)."""
+    if "split" not in recs.columns:
+        raise InputError(
+            f"recs table has no 'split' column (columns: {recs.columns}); it was written by an "
+            "older version: rerun the recommend jobs (snakemake --forcerun recommend)"
+        )
+    lists = recs.filter(pl.col("split") == split)
+    if not lists.height:
+        raise InputError(f"recs table has no lists for split {split!r}; rerun the recommend jobs")
+    return lists.drop("split")
+
+
 def evaluate_run(
     recs: pl.DataFrame,
     truths: dict[str, pl.DataFrame],
@@ -59,21 +112,38 @@ def evaluate_run(
     item_vectors: np.ndarray | None = None,
     reference_vectors: np.ndarray | None = None,
     per_user_ks: list[int] = (),
+    cold: str = "exclude",
     n_boot: int = 1000,
     seed: int = 0,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Metrics of one run as ``(table, per_user)``.
+    """Metrics of one run as ``(table, per_user)``; ``recs`` holds one list per user and split
+    (column ``split``), ``truths`` every held-out row of the evaluated users.
 
-    ``table``: split, cohort (all/low/medium/high train activity), metric, k, value, 95 %
-    bootstrap CI over users, n_users. ``per_user``: user, split, metric, k, value for the
-    ``per_user_ks`` (for paired tests and distributions).
+    ``table``: split, cohort (all; low/medium/high train activity; cold: the cold held-out
+    pairs alone, accuracy only), metric, k, value, 95 % bootstrap CI over users, n_users.
+    ``per_user``: user, split, metric, k, value of the headline users for the ``per_user_ks``
+    (for paired tests and distributions).
     """
     n_items = items.height
+    headline, colds = headline_truths(truths, train, cold)
     tables, per_user_rows = [], []
-    for split, truth in truths.items():
-        users, accuracy = per_user_metrics(recs, truth, ks)
+    for split, truth in headline.items():
+        lists = split_lists(recs, split)
+        if colds[split].height:
+            cold_users, cold_accuracy = per_user_metrics(lists, colds[split], ks)
+            summary = summarise(
+                {(m, k): cold_accuracy[m][:, j] for m in cold_accuracy for j, k in enumerate(ks)},
+                n_boot=n_boot,
+                seed=seed,
+            )
+            tables.append(
+                summary.with_columns(pl.lit(split).alias("split"), pl.lit("cold").alias("cohort"))
+            )
+        if not truth.height:
+            continue
+        users, accuracy = per_user_metrics(lists, truth, ks)
         frame, beyond = beyond_accuracy(
-            recs,
+            lists,
             train,
             n_items,
             ks,
@@ -85,7 +155,7 @@ def evaluate_run(
         values = {(m, k): accuracy[m][:, j] for m in accuracy for j, k in enumerate(ks)}
         values.update(beyond)
         cohort_of = activity_cohorts(train, users)["cohort"].to_numpy()
-        for cohort in COHORTS:
+        for cohort in COHORTS[:-1]:
             mask = np.ones(users.size, bool) if cohort == "all" else cohort_of == cohort
             if not mask.any():
                 continue
@@ -231,15 +301,17 @@ def evaluate_protocols(
     item_vectors: np.ndarray,
     native: str,
     train: pl.DataFrame,
-    truths: dict[str, pl.DataFrame],
+    held_out: dict[str, pl.DataFrame],
     items: pl.DataFrame,
     block: pl.DataFrame,
     users: np.ndarray,
     *,
+    splits: list[str],
     candidate_sets: list[str],
     scores: list[str],
     ks: list[int],
     k: int,
+    cold: str = "exclude",
     n_negatives: int = 100,
     blend_grid: tuple[float, ...] = protocols.BLEND_GRID,
     graded_cap: float = 5.0,
@@ -250,36 +322,28 @@ def evaluate_protocols(
     """One run under every (candidate set, score function) protocol but the default one
     (all items, the model's own score), plus graded NDCG and AUC / GAUC on the observed block.
 
+    ``held_out``: every held-out split (each split's lists and negatives exclude the others'
+    pairs); ``splits``: the ones reported. Cold pairs are handled as in :func:`evaluate_run`.
     Columns: candidates, score, beta, native (score is the model's own), split, cohort, metric,
     k, value, ci_low, ci_high, n_users.
     """
     n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
-    truths = for_users(truths, users)
+    held_out = for_users(held_out, users)
+    truths, _ = headline_truths(held_out, train, cold)
     seen = seen_matrix(train, n_users, n_items)
+    masks = held_out_masks(held_out, splits, n_users, n_items)
+    fallback = popularity_fallback(train, n_users, n_items)
     popularity = protocols.item_popularity(train, n_items)
-    block_set = protocols.block_items(block)
-    cand_of = {"all": None, "block": block_set}
+    others = {s: [t for o, t in held_out.items() if o != s] for s in splits}
+    # the observed block for graded relevance, without train pairs and the other splits' pairs
+    graded_blocks = {}
+    for split in splits:
+        known = pl.concat([t.select("user", "item") for t in [train, *others[split]]])
+        graded = block.join(known, on=["user", "item"], how="anti")
+        graded_blocks[split] = split_cold(graded, train)[0] if cold == "exclude" else graded
+    lists_of = [c for c in ("all", "block") if c in candidate_sets]
+    candidates_of = {"all": None, "block": protocols.block_items(block)}
     tables = []
-
-    def label(frame, candidates, score, beta):
-        return frame.with_columns(
-            pl.lit(candidates).alias("candidates"),
-            pl.lit(score).alias("score"),
-            pl.lit(beta, pl.Float64).alias("beta"),
-            pl.lit(score == native).alias("native"),
-        )
-
-    # per split: the other splits, and the observed block for graded relevance without the
-    # train pairs and the other splits' pairs (the same for every score function)
-    others = {split: [t for s, t in truths.items() if s != split] for split in truths}
-    graded_blocks = {
-        split: block.join(
-            pl.concat([train.select("user", "item"), *[t.select("user", "item") for t in rest]]),
-            on=["user", "item"],
-            how="anti",
-        )
-        for split, rest in others.items()
-    }
     for score in [s for s in supported_scores(native) if s in scores]:
         base, beta, bias = native if score == "popblend" else score, None, None
         if score == "popblend":
@@ -292,98 +356,81 @@ def evaluate_protocols(
                 grid=blend_grid,
                 k=k,
                 score=base,
+                exclude=[held_out["test"]],
             )
             bias = protocols.blend_bias(popularity, beta)
-        for split, truth in truths.items():
-            other, graded_block = others[split], graded_blocks[split]
-            weights = graded_block["weight"]
+        labels = {"score": score, "beta": beta, "native": score == native}
+        for candidates in lists_of:
+            cols = candidates_of[candidates]
+            lists = rank_users(
+                embedding_scorer(
+                    user_vectors, item_vectors, score=base, item_bias=bias, candidates=cols
+                ),
+                users,
+                n_users,
+                n_items,
+                k=k,
+                seen=seen,
+                exclude=[masks[split] for split in splits],
+                fallback=fallback,
+                candidates=cols,
+            )
+            for split, (top, top_scores) in zip(splits, lists, strict=True):
+                recs = recs_frame(users, top, top_scores)
+                graded = protocols.graded_metrics(recs, graded_blocks[split], ks, cap=graded_cap)
+                tables.append(
+                    _labelled(graded, candidates=candidates, split=split, cohort="all", **labels)
+                )
+                if (candidates, score) != ("all", native):
+                    table, _ = evaluate_run(
+                        recs.select(pl.lit(split).alias("split"), pl.all()),
+                        {split: held_out[split]},
+                        train,
+                        items,
+                        ks,
+                        item_vectors=item_vectors,
+                        cold=cold,
+                        n_boot=n_boot,
+                        seed=seed,
+                    )
+                    tables.append(_labelled(table, candidates=candidates, **labels))
+        for split in splits:
+            weights = graded_blocks[split]["weight"]
             if (weights >= threshold).any() and (weights < threshold).any():
                 # observed negatives exist (KuaiRec's small matrix; not held-out event pairs)
                 auc = protocols.block_auc(
                     user_vectors,
                     item_vectors,
-                    graded_block,
+                    graded_blocks[split],
                     score=base,
                     threshold=threshold,
                     item_bias=bias,
                 )
+                frame = pl.DataFrame(
+                    {
+                        "metric": ["auc", "gauc"],
+                        "k": [0, 0],
+                        "value": [auc["auc"], auc["gauc"]],
+                        "n_users": auc["n_users"],
+                    }
+                )
                 tables.append(
-                    label(
-                        pl.DataFrame(
-                            {
-                                "split": split,
-                                "cohort": "all",
-                                "metric": ["auc", "gauc"],
-                                "k": [0, 0],
-                                "value": [auc["auc"], auc["gauc"]],
-                                "n_users": auc["n_users"],
-                            }
-                        ),
-                        "block",
-                        score,
-                        beta,
-                    )
+                    _labelled(frame, candidates="block", split=split, cohort="all", **labels)
                 )
-            for candidates in [c for c in ("all", "block") if c in candidate_sets]:
-                top, top_scores = recommend_top_k(
-                    user_vectors,
-                    item_vectors,
-                    users,
-                    k=k,
-                    score=base,
-                    seen=seen,
-                    item_bias=bias,
-                    candidates=cand_of[candidates],
-                )
-                recs = recs_frame(users, top, top_scores)
-                graded = protocols.graded_metrics(recs, graded_block, ks, cap=graded_cap)
-                tables.append(
-                    label(
-                        graded.with_columns(
-                            pl.lit(split).alias("split"), pl.lit("all").alias("cohort")
-                        ),
-                        candidates,
-                        score,
-                        beta,
-                    )
-                )
-                if (candidates, score) != ("all", native):
-                    table, _ = evaluate_run(
-                        recs,
-                        {split: truth},
-                        train,
-                        items,
-                        ks,
-                        item_vectors=item_vectors,
-                        n_boot=n_boot,
-                        seed=seed,
-                    )
-                    tables.append(label(table, candidates, score, beta))
             if "sampled" in candidate_sets:
                 su, pos, neg = protocols.sample_negatives(
-                    train, truth, n_items, n_negatives=n_negatives, seed=seed, exclude=other
+                    train,
+                    truths[split],
+                    n_items,
+                    n_negatives=n_negatives,
+                    seed=seed,
+                    exclude=others[split],
                 )
                 ranks = protocols.sampled_ranks(
                     user_vectors, item_vectors, su, pos, neg, score=base, item_bias=bias
                 )
                 sampled = protocols.sampled_metrics(su, ranks, ks)
                 tables.append(
-                    label(
-                        sampled.with_columns(
-                            pl.lit(split).alias("split"), pl.lit("all").alias("cohort")
-                        ),
-                        "sampled",
-                        score,
-                        beta,
-                    )
+                    _labelled(sampled, candidates="sampled", split=split, cohort="all", **labels)
                 )
-    columns = list(PROTOCOL_SCHEMA)
-    schema = PROTOCOL_SCHEMA
-    return pl.concat(
-        [
-            t.with_columns(*[pl.lit(None).alias(c) for c in columns if c not in t.columns])
-            .select(columns)
-            .cast(schema)
-            for t in tables
-        ]
-    )
+    return pl.concat(tables)

@@ -1,7 +1,8 @@
 """Planted-signal experiments: one ablation cell end to end, in memory, from library calls.
 
 A cell is generate (synthetic KuaiRec) -> preprocess -> graph -> walks -> skip-gram ->
-recommend (train items masked) -> test Recall@K and NDCG@K over the evaluated users, the chain
+recommend (train items and validation pairs masked) -> test Recall@K and NDCG@K over the
+evaluated users (warm pairs: the default protocol), the chain
 the workflow runs for one MP2V variant, without Snakemake and with files only in a temporary
 directory. :func:`planted_data` builds the prepared dataset once; :func:`run_cell` trains and
 scores one (metapath, sampling, seed) on it; :func:`planted_ablation` runs a grid over seeds,
@@ -24,9 +25,10 @@ from mp2v4rec.datasets.common import Prepared
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
 from mp2v4rec.embed import fit_skipgram_method
+from mp2v4rec.evaluation import headline_truths, split_lists
 from mp2v4rec.graph import build_graph
 from mp2v4rec.metrics import accuracy_metrics
-from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+from mp2v4rec.recommend import embedding_scorer, split_recs
 from mp2v4rec.walks import write_walks
 
 METAPATHS = {  # as in config.yaml
@@ -90,9 +92,19 @@ def run_cell(
             workers=workers,
         )
     users = data.users.filter("evaluated")["user"].to_numpy()
-    seen = seen_matrix(data.train, n_users, n_items)
-    items, scores = recommend_top_k(user_vectors, item_vectors, users, k=max(ks), seen=seen)
-    table = accuracy_metrics(recs_frame(users, items, scores), data.test, list(ks))
+    held_out = {"valid": data.valid, "test": data.test}
+    recs = split_recs(
+        embedding_scorer(user_vectors, item_vectors),
+        users,
+        data.train,
+        held_out,
+        n_users,
+        n_items,
+        splits=["test"],
+        k=max(ks),
+    )
+    truths, _ = headline_truths(held_out, data.train, "exclude")
+    table = accuracy_metrics(split_lists(recs, "test"), truths["test"], list(ks))
     return {
         f"{metric}@{k}": value
         for metric, k, value in table.filter(pl.col("metric").is_in(["recall", "ndcg"]))

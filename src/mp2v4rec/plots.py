@@ -259,11 +259,16 @@ def plot_cohorts(
     split: str = "test",
     metrics: tuple[str, ...] = ("recall", "ndcg"),
 ) -> None:
-    """Metric@K per train-activity cohort (low/medium/high), grouped bars per run, 95 % CI."""
+    """Metric@K per train-activity cohort (low/medium/high) and on the cold held-out pairs,
+    grouped bars per run, 95 % CI; the default protocol (all candidates, the model's score)."""
     data = table.filter(
-        (pl.col("split") == split) & (pl.col("cohort") != "all") & (pl.col("variant") == "default")
+        (pl.col("split") == split)
+        & (pl.col("cohort") != "all")
+        & (pl.col("variant") == "default")
+        & (pl.col("candidates") == "all")
+        & pl.col("native")
     )
-    cohorts = ["low", "medium", "high"]
+    cohorts = ["low", "medium", "high", "cold"]
     runs = data["method"].unique(maintain_order=True).to_list()
     panels = [(m, k) for m in metrics for k in ks]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), squeeze=False)
@@ -279,7 +284,7 @@ def plot_cohorts(
             low = np.array([by[c]["ci_low"] if c in by else np.nan for c in cohorts])
             high = np.array([by[c]["ci_high"] if c in by else np.nan for c in cohorts])
             ax.bar(
-                np.arange(3) + j * width,
+                np.arange(len(cohorts)) + j * width,
                 mean,
                 width,
                 color=color,
@@ -287,8 +292,8 @@ def plot_cohorts(
                 yerr=[mean - low, high - mean],
                 capsize=2,
             )
-        ax.set_xticks(np.arange(3) + width * (len(runs) - 1) / 2, cohorts)
-        ax.set_xlabel("train activity cohort")
+        ax.set_xticks(np.arange(len(cohorts)) + width * (len(runs) - 1) / 2, cohorts)
+        ax.set_xlabel("train activity cohort; cold: pairs without train history")
         ax.set_title(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
     axes[0][0].legend(fontsize=7)
     _save(fig, path)

@@ -35,6 +35,7 @@ from mp2v4rec.recommend import (
     _as_vectors,
     _normalise,
     check_item_bias,
+    popularity_fallback,
     recommend_top_k,
     recs_frame,
     seen_matrix,
@@ -113,21 +114,25 @@ def select_blend_beta(
     k: int = 50,
     candidates: np.ndarray | None = None,
     score: str = "cosine",
+    exclude: Sequence[pl.DataFrame] = (),
 ) -> tuple[float, pl.DataFrame]:
     """The ``popblend`` beta of ``grid`` with the best validation Recall@``k``; the blend is
     added to the embeddings' ``score``.
 
     Returns ``(beta, table)`` with table ``beta, recall`` (one row per grid value, in grid
     order). Ties go to the smallest beta, so a prior that does not help is not used. Train items
-    are masked; ``candidates`` restricts the lists as in the protocol being tuned.
+    and the pairs of the ``exclude`` tables (the other held-out splits) are masked;
+    ``candidates`` restricts the lists as in the protocol being tuned.
     """
     grid = [float(b) for b in grid]
     if not grid or not np.isfinite(grid).all():
         raise InputError(f"popblend beta grid must be a non-empty list of numbers, got {grid}")
     users = np.unique(valid["user"].to_numpy()).astype(np.int64)
     n_users = np.asarray(user_vectors).shape[0]
-    seen = seen_matrix(train, n_users, n_items)
+    known = [t.select("user", "item") for t in (train, *exclude)]
+    seen = seen_matrix(pl.concat(known), n_users, n_items)
     pop = item_popularity(train, n_items)
+    fallback = popularity_fallback(train, n_users, n_items)
     recalls = []
     for beta in grid:
         items, scores = recommend_top_k(
@@ -137,6 +142,7 @@ def select_blend_beta(
             k=k,
             score=score,
             seen=seen,
+            fallback=fallback,
             item_bias=blend_bias(pop, beta),
             candidates=candidates,
         )

@@ -1,15 +1,24 @@
-"""Top-K recommendation from user and item embeddings, with the items a user has seen masked.
+"""Top-K recommendation lists, with the items a user is known to like masked.
 
-Scores are computed chunk by chunk over users (``U_chunk @ V.T`` in float32), so memory stays at
-about ``rows * n_items * 12`` bytes (the scores plus numpy's argpartition index array) whatever
-the number of users, with ``rows = min(chunk_size, MAX_CHUNK_CELLS // n_items)`` (at least 1;
+One ranking engine (:func:`rank_users`) serves every method: a *scorer* turns a chunk of users
+into a score block (embeddings: ``U_chunk @ V.T`` in float32, :func:`embedding_scorer`; UserKNN:
+neighbour sums), and the engine masks, falls back and cuts the top K. Memory stays at about
+``rows * n_items * 12`` bytes (the scores plus numpy's argpartition index array) whatever the
+number of users, with ``rows = min(chunk_size, MAX_CHUNK_CELLS // n_items)`` (at least 1;
 ``n_items``: the candidates, when given), so a chunk holds at most ~16.8M scores (~200 MB)
 however large the catalogue.
+
+The evaluation's lists (:func:`split_recs`) are made per held-out split: the list a user gets
+for the test split masks their train items *and* their validation positives (and vice versa),
+since a known positive in a slot can only count as a miss. Users without any train positive get
+the popularity list (:func:`popularity_fallback`) from every method.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -19,6 +28,7 @@ from mp2v4rec.io import InputError
 
 SCORES = ("cosine", "dot")
 MAX_CHUNK_CELLS = 1 << 24  # scores per chunk (float32 scores + int64 argpartition indices)
+Scorer = Callable[[np.ndarray], np.ndarray]  # user indices -> writable scores [users, columns]
 
 
 def seen_matrix(train: pl.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -117,6 +127,197 @@ def check_item_bias(item_bias, n_items: int) -> np.ndarray:
     return bias
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """The list every method gives a user without train positives: the most popular items.
+
+    ``users``: bool ``[n_users]``, True for users without any train positive (zero vectors for
+    most methods, random ones for others); ``scores``: float32 ``[n_items]``, the item's train
+    count, so ties go to the lower item like every other list.
+    """
+
+    users: np.ndarray
+    scores: np.ndarray
+
+
+def popularity_fallback(train: pl.DataFrame, n_users: int, n_items: int) -> Fallback:
+    """The popularity fallback of the users without train positives (see :class:`Fallback`)."""
+    seen = seen_matrix(train, n_users, n_items)
+    counts = np.bincount(seen.indices, minlength=n_items).astype(np.float32)
+    return Fallback(users=np.diff(seen.indptr) == 0, scores=counts)
+
+
+def held_out_masks(
+    held_out: Mapping[str, pl.DataFrame], splits: Sequence[str], n_users: int, n_items: int
+) -> dict[str, sp.csr_matrix | None]:
+    """For each of ``splits``, the pairs of the *other* held-out splits: known positives that
+    must not take a slot in that split's lists (None when there is no other split)."""
+    masks = {}
+    for split in splits:
+        if split not in held_out:
+            raise InputError(f"no held-out table for split {split!r} (have {list(held_out)})")
+        others = [t.select("user", "item") for s, t in held_out.items() if s != split]
+        masks[split] = seen_matrix(pl.concat(others), n_users, n_items) if others else None
+    return masks
+
+
+def embedding_scorer(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    *,
+    score: str = "cosine",
+    item_bias: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> Scorer:
+    """A :data:`Scorer` of ``user . item`` (cosine: of the L2-normalised vectors) plus
+    ``item_bias``, over ``candidates`` (sorted item indices; all items when None)."""
+    if score not in SCORES:
+        raise InputError(f"unknown score {score!r}; choose one of {list(SCORES)}")
+    U = _as_vectors(user_vectors, "user_vectors")
+    V = _as_vectors(item_vectors, "item_vectors")
+    if U.shape[1] != V.shape[1]:
+        raise InputError(
+            f"user_vectors have dimension {U.shape[1]} but item_vectors {V.shape[1]}; "
+            "both must come from the same model"
+        )
+    bias = None if item_bias is None else check_item_bias(item_bias, V.shape[0])
+    if candidates is not None:
+        V = V[candidates]
+        bias = None if bias is None else bias[candidates]
+    if score == "cosine":
+        V = _normalise(V)
+    VT = np.ascontiguousarray(V.T)
+
+    def scores(users: np.ndarray) -> np.ndarray:
+        Uc = U[users]
+        S = (_normalise(Uc) if score == "cosine" else Uc) @ VT  # float32 [users, columns]
+        if bias is not None:
+            S += bias
+        return S
+
+    return scores
+
+
+def check_candidates(candidates, n_items: int) -> np.ndarray:
+    """Candidate items as sorted distinct int64 indices within the catalogue."""
+    cols = np.asarray(candidates)
+    if cols.ndim != 1 or not cols.size or not np.issubdtype(cols.dtype, np.integer):
+        raise InputError(
+            f"candidates must be a non-empty 1-D integer array, got {cols.dtype} {cols.shape}"
+        )
+    cols = np.unique(cols.astype(np.int64))
+    if cols[0] < 0 or cols[-1] >= n_items:
+        bad = int(cols[0] if cols[0] < 0 else cols[-1])
+        raise InputError(f"candidate item {bad} is outside the {n_items} items")
+    return cols
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_mask(mask, n_users: int, n_items: int, name: str) -> sp.csr_matrix | None:
+    if mask is None:
+        return None
+    mask = sp.csr_matrix(mask)
+    if mask.shape != (n_users, n_items):
+        raise InputError(
+            f"{name} matrix has shape {mask.shape}, expected ({n_users}, {n_items}) "
+            "(users x items of the embeddings)"
+        )
+    return mask
+
+
+def _mask_cells(mask: sp.csr_matrix, chunk: np.ndarray, col_of: np.ndarray | None):
+    """(row, column) cells of ``mask`` for the chunk's users, in the score block's columns."""
+    sub = mask[chunk]
+    rows = np.repeat(np.arange(chunk.size), np.diff(sub.indptr))
+    stored = sub.data != 0  # explicitly stored False entries are not masked
+    rows, cols = rows[stored], sub.indices[stored]
+    if col_of is not None:  # masked items outside the candidates need no mask
+        cols = col_of[cols]
+        rows, cols = rows[cols >= 0], cols[cols >= 0]
+    return rows, cols
+
+
+def rank_users(
+    scorer: Scorer,
+    users: np.ndarray,
+    n_users: int,
+    n_items: int,
+    *,
+    k: int,
+    seen: sp.csr_matrix | None = None,
+    exclude: Sequence[sp.csr_matrix | None] = (None,),
+    fallback: Fallback | None = None,
+    candidates: np.ndarray | None = None,
+    chunk_size: int = 2048,
+    log: logging.Logger | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Top-``k`` items of each of ``users`` by ``scorer``, best first, once per mask of
+    ``exclude``: the scores are computed once per chunk of users, and the list for
+    ``exclude[j]`` never holds an item of ``seen`` or of ``exclude[j]``.
+
+    Returns one ``(items int32, scores float32)`` pair, both ``[len(users), k]``, per entry of
+    ``exclude``. Equal scores go to the lower item; a user with fewer than ``k`` allowed items
+    gets a short list padded with item -1 and score -inf. Users flagged in ``fallback`` are
+    ranked by ``fallback.scores`` instead of ``scorer``. ``candidates`` (sorted distinct item
+    indices, the scorer's columns) restricts the lists to those items.
+    """
+    k = _check_positive_int("recommend.k", k)
+    if k > n_items:
+        raise InputError(
+            f"recommend.k = {k} exceeds the catalogue size ({n_items} items); lower recommend.k"
+        )
+    chunk_size = _check_positive_int("chunk_size", chunk_size)
+    users = check_users(users, n_users)
+    seen = _check_mask(seen, n_users, n_items, "seen")
+    exclude = [_check_mask(m, n_users, n_items, "exclude") for m in exclude]
+    cols, col_of = None, None  # candidate items and each item's column (-1: not a candidate)
+    if candidates is not None:
+        cols = check_candidates(candidates, n_items)
+        col_of = np.full(n_items, -1, dtype=np.int64)
+        col_of[cols] = np.arange(cols.size)
+    n_cols = n_items if cols is None else cols.size
+    kk = min(k, n_cols)  # columns actually ranked; the rest is padding
+    back_up = None
+    if fallback is not None:
+        back_up = np.asarray(fallback.scores, dtype=np.float32)
+        back_up = back_up if cols is None else back_up[cols]
+
+    out = []
+    for _ in exclude:
+        items = np.full((users.size, k), -1, dtype=np.int32)
+        scores = np.full((users.size, k), -np.inf, dtype=np.float32)
+        out.append((items, scores))
+    rows_per_chunk = max(1, min(chunk_size, MAX_CHUNK_CELLS // n_cols))
+    for start in range(0, users.size, rows_per_chunk):
+        chunk = users[start : start + rows_per_chunk]
+        S = scorer(chunk)
+        if back_up is not None and (cold := fallback.users[chunk]).any():
+            S[cold] = back_up
+        if seen is not None:
+            S[_mask_cells(seen, chunk, col_of)] = -np.inf
+        for mask, (items, scores) in zip(exclude, out, strict=True):
+            cells = None if mask is None else _mask_cells(mask, chunk, col_of)
+            if cells is not None:
+                kept = S[cells]
+                S[cells] = -np.inf
+            idx, vals = _top_k(S, kk)
+            if cells is not None:
+                S[cells] = kept  # the next mask starts from the shared scores again
+            if cols is not None:
+                idx = cols[idx]  # columns back to item indices (sorted, so ties stay by item)
+            idx[vals == -np.inf] = -1  # masked slots: the user has fewer than k allowed items
+            items[start : start + chunk.size, :kk] = idx
+            scores[start : start + chunk.size, :kk] = vals
+        if log is not None:
+            log.info("recommend: %d/%d users scored", start + chunk.size, users.size)
+    return out
+
+
 def recommend_top_k(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
@@ -129,97 +330,76 @@ def recommend_top_k(
     log: logging.Logger | None = None,
     item_bias: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
+    fallback: Fallback | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` items for each of ``users``, best first.
-
-    Returns ``items`` (int32) and ``scores`` (float32), both ``[len(users), k]``. Items in
-    ``seen[user]`` are never recommended; a user with fewer than ``k`` unseen items gets a short
-    list, padded with item -1 and score -inf. Equal scores are ordered by lower item index.
+    """Top-``k`` items for each of ``users`` by embedding score (:func:`embedding_scorer`),
+    ``seen`` items masked: one list per user, see :func:`rank_users`.
 
     ``item_bias`` (float ``[n_items]``) is added to every user's cosine/dot score (e.g. a
-    popularity prior). ``candidates`` (item indices) restricts the lists to those items; when
-    fewer than ``k`` remain, the lists are padded as above.
+    popularity prior). ``candidates`` (item indices) restricts the lists to those items.
     """
-    if score not in SCORES:
-        raise InputError(f"unknown score {score!r}; choose one of {list(SCORES)}")
-    U = _as_vectors(user_vectors, "user_vectors")
-    V = _as_vectors(item_vectors, "item_vectors")
-    n_users, n_items = U.shape[0], V.shape[0]
-    if U.shape[1] != V.shape[1]:
-        raise InputError(
-            f"user_vectors have dimension {U.shape[1]} but item_vectors {V.shape[1]}; "
-            "both must come from the same model"
-        )
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise InputError(f"recommend.k must be a positive integer, got {k!r}")
-    k = int(k)
-    if k > n_items:
-        raise InputError(
-            f"recommend.k = {k} exceeds the catalogue size ({n_items} items); lower recommend.k"
-        )
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
-        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if chunk_size < 1:
-        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    users = check_users(users, n_users)
-    if seen is not None:
-        seen = sp.csr_matrix(seen)
-        if seen.shape != (n_users, n_items):
-            raise InputError(
-                f"seen matrix has shape {seen.shape}, expected ({n_users}, {n_items}) "
-                "(users x items of the embeddings)"
-            )
-    bias = None if item_bias is None else check_item_bias(item_bias, n_items)
-    cols, col_of = None, None  # candidate items (sorted) and each item's column, -1 if none
-    if candidates is not None:
-        cols = np.asarray(candidates)
-        if cols.ndim != 1 or not cols.size or not np.issubdtype(cols.dtype, np.integer):
-            raise InputError(
-                f"candidates must be a non-empty 1-D integer array, got {cols.dtype} {cols.shape}"
-            )
-        cols = np.unique(cols.astype(np.int64))
-        if cols[0] < 0 or cols[-1] >= n_items:
-            bad = int(cols[0] if cols[0] < 0 else cols[-1])
-            raise InputError(f"candidate item {bad} is outside the {n_items} items")
-        col_of = np.full(n_items, -1, dtype=np.int64)
-        col_of[cols] = np.arange(cols.size)
-        V = V[cols]
-        bias = None if bias is None else bias[cols]
-    kk = min(k, V.shape[0])  # columns actually ranked; the rest is padding
+    n_users, n_items = np.shape(user_vectors)[0], np.shape(item_vectors)[0]
+    cols = None if candidates is None else check_candidates(candidates, n_items)
+    scorer = embedding_scorer(
+        user_vectors, item_vectors, score=score, item_bias=item_bias, candidates=cols
+    )
+    [lists] = rank_users(
+        scorer,
+        users,
+        n_users,
+        n_items,
+        k=k,
+        seen=seen,
+        fallback=fallback,
+        candidates=cols,
+        chunk_size=chunk_size,
+        log=log,
+    )
+    return lists
 
-    if score == "cosine":
-        V = _normalise(V)
-    VT = np.ascontiguousarray(V.T)
-    out_items = np.empty((users.size, k), dtype=np.int32)
-    out_scores = np.empty((users.size, k), dtype=np.float32)
-    chunk_size = max(1, min(int(chunk_size), MAX_CHUNK_CELLS // V.shape[0]))
-    out_items[:, kk:], out_scores[:, kk:] = -1, -np.inf  # fewer candidates than k
-    for start in range(0, users.size, chunk_size):
-        chunk = users[start : start + chunk_size]
-        Uc = U[chunk]
-        if score == "cosine":
-            Uc = _normalise(Uc)
-        S = Uc @ VT  # float32 [chunk, n_items or n_candidates]
-        if bias is not None:
-            S += bias
-        if seen is not None:
-            sub = seen[chunk]
-            rows = np.repeat(np.arange(chunk.size), np.diff(sub.indptr))
-            stored = sub.data != 0  # explicitly stored False entries are not seen
-            rows, c = rows[stored], sub.indices[stored]
-            if col_of is not None:  # seen items outside the candidates need no mask
-                c = col_of[c]
-                rows, c = rows[c >= 0], c[c >= 0]
-            S[rows, c] = -np.inf
-        idx, vals = _top_k(S, kk)
-        if cols is not None:
-            idx = cols[idx]  # columns back to item indices (sorted, so ties stay by item)
-        idx[vals == -np.inf] = -1  # masked slots: the user has fewer than k unseen items
-        out_items[start : start + chunk.size, :kk] = idx
-        out_scores[start : start + chunk.size, :kk] = vals
-        if log is not None:
-            log.info("recommend: %d/%d users scored", start + chunk.size, users.size)
-    return out_items, out_scores
+
+def split_recs(
+    scorer: Scorer,
+    users: np.ndarray,
+    train: pl.DataFrame,
+    held_out: Mapping[str, pl.DataFrame],
+    n_users: int,
+    n_items: int,
+    *,
+    splits: Sequence[str],
+    k: int,
+    mask_seen: bool = True,
+    chunk_size: int = 2048,
+    log: logging.Logger | None = None,
+) -> pl.DataFrame:
+    """Every user's list for each of ``splits`` as one table (split, user, rank, item, score):
+    with ``mask_seen``, the train items and the pairs of the other ``held_out`` splits are
+    masked (a known positive never takes a slot); users without train positives get the
+    popularity fallback (:func:`popularity_fallback`), whatever the method."""
+    seen = seen_matrix(train, n_users, n_items) if mask_seen else None
+    if mask_seen:
+        masks = held_out_masks(held_out, splits, n_users, n_items)
+    else:
+        masks = dict.fromkeys(splits)
+    lists = rank_users(
+        scorer,
+        users,
+        n_users,
+        n_items,
+        k=k,
+        seen=seen,
+        exclude=list(masks.values()),
+        fallback=popularity_fallback(train, n_users, n_items),
+        chunk_size=chunk_size,
+        log=log,
+    )
+    users = np.asarray(users).astype(np.int32)
+    return pl.concat(
+        [
+            recs_frame(users, items, scores).select(pl.lit(split).alias("split"), pl.all())
+            for split, (items, scores) in zip(masks, lists, strict=True)
+        ]
+    )
 
 
 def recs_frame(users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pl.DataFrame:
@@ -253,12 +433,12 @@ def user_block(users: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
 
 
 def merge_recs(blocks: list[pl.DataFrame], users: np.ndarray) -> pl.DataFrame:
-    """The lists of every user block as one table sorted by user and rank.
+    """The lists of every user block as one table sorted by split, user and rank.
 
     Each user's list must come from exactly one block and every user must be one of ``users``
     (the evaluated users), so a stale or foreign block fails instead of mixing in.
     """
-    recs = pl.concat(blocks).sort("user", "rank")
+    recs = pl.concat(blocks).sort("split", "user", "rank")
     owners = pl.concat(
         [
             b.select(pl.col("user").unique()).with_columns(pl.lit(i).alias("block"))

@@ -55,6 +55,7 @@ rule train_ials:
 
 rule recommend_userknn:
     input:
+        unpack(held_out_inputs),
         evaluated=f"{R}/data/evaluated_users.parquet",
         train=f"{R}/data/train.parquet",
         user_table=f"{R}/data/users.parquet",
@@ -76,5 +77,6 @@ rule recommend_userknn:
         mask_seen=config["recommend"]["mask_seen"],
         block=lambda w: int(w.block),
         n_blocks=config["recommend"]["user_blocks"],
+        splits=plain(config["evaluate"]["splits"]),
     script:
         "../../scripts/recommend_userknn.py"

@@ -9,6 +9,7 @@ from mp2v4rec.config import (
     walk_settings,
     walkset_name,
 )
+from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.io import InputError
 
 try:
@@ -221,6 +222,11 @@ def search_winner_metrics(wildcards):
     with open(best) as f:
         winner = json.load(f)
     return f"{R}/metrics/{winner['method']}/{winner['variant']}.tsv".format(**wildcards)
+
+
+def held_out_inputs(wildcards):
+    """Both held-out splits: each split's lists mask the other one's pairs."""
+    return {split: f"{R}/data/{split}.parquet".format(**wildcards) for split in SPLITS}
 
 
 def has_embeddings(method):

@@ -1,5 +1,5 @@
-# Top-K recommendation for the evaluated users (one job per user block, gathered by merge_recs),
-# accuracy metrics, and the summary table.
+# Top-K recommendation for the evaluated users (one job per user block, gathered by merge_recs;
+# one list per held-out split), accuracy metrics, and the summary table.
 
 
 rule evaluated_users:
@@ -18,6 +18,7 @@ rule evaluated_users:
 
 rule recommend:
     input:
+        unpack(held_out_inputs),
         evaluated=f"{R}/data/evaluated_users.parquet",
         embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
         train=f"{R}/data/train.parquet",
@@ -39,6 +40,7 @@ rule recommend:
         chunk_size=config["recommend"]["chunk_size"],
         block=lambda w: int(w.block),
         n_blocks=config["recommend"]["user_blocks"],
+        splits=plain(config["evaluate"]["splits"]),
     script:
         "../../scripts/recommend.py"
 
@@ -58,10 +60,9 @@ rule merge_recs:
 rule evaluate:
     input:
         unpack(evaluate_inputs),
+        unpack(held_out_inputs),
         evaluated=f"{R}/data/evaluated_users.parquet",
         recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
-        valid=f"{R}/data/valid.parquet",
-        test=f"{R}/data/test.parquet",
         train=f"{R}/data/train.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
@@ -78,6 +79,7 @@ rule evaluate:
         ks=plain(config["evaluate"]["ks"]),
         splits=plain(config["evaluate"]["splits"]),
         per_user_ks=plain(config["evaluate"]["per_user_ks"]),
+        cold=config["evaluate"]["cold"],
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["evaluate"]["seed"],
     script:
@@ -86,11 +88,10 @@ rule evaluate:
 
 rule evaluate_protocols:
     input:
+        unpack(held_out_inputs),
         evaluated=f"{R}/data/evaluated_users.parquet",
         embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
         train=f"{R}/data/train.parquet",
-        valid=f"{R}/data/valid.parquet",
-        test=f"{R}/data/test.parquet",
         block=f"{R}/data/block.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
@@ -104,6 +105,8 @@ rule evaluate_protocols:
         runtime=scaled(0.2, 10, per_attempt=False),
     params:
         protocols=plain(config["evaluate"]["protocols"]),
+        splits=plain(config["evaluate"]["splits"]),
+        cold=config["evaluate"]["cold"],
         ks=plain(config["evaluate"]["ks"]),
         k=config["recommend"]["k"],
         threshold=lambda w: relevance_threshold(w.dataset),

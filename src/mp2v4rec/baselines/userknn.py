@@ -19,7 +19,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from mp2v4rec.io import InputError
-from mp2v4rec.recommend import _top_k, check_users, seen_matrix
+from mp2v4rec.recommend import Fallback, Scorer, _top_k, rank_users, seen_matrix
 
 
 def rating_matrix(
@@ -65,6 +65,38 @@ def _aggregate(nbr, nbr_sim, indptr, indices, data, n_items):
     return scores
 
 
+def userknn_scorer(
+    train: pl.DataFrame,
+    n_users: int,
+    n_items: int,
+    *,
+    k_neighbors: int = 1500,
+    weighted: bool = False,
+) -> Scorer:
+    """A :data:`~mp2v4rec.recommend.Scorer` giving each user's neighbour sums over all items
+    (float64 ``[users, n_items]``), for :func:`mp2v4rec.recommend.rank_users`."""
+    if isinstance(k_neighbors, bool) or not isinstance(k_neighbors, int | np.integer):
+        raise InputError(f"userknn k_neighbors must be a positive integer, got {k_neighbors!r}")
+    if k_neighbors < 1:
+        raise InputError(f"userknn k_neighbors must be a positive integer, got {k_neighbors!r}")
+    R = rating_matrix(train, n_users, n_items, weighted)
+    RT = R.T.tocsr()
+    norms = np.sqrt(np.asarray(R.multiply(R).sum(axis=1)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    n_neighbors = min(int(k_neighbors), n_users)
+
+    def scores(chunk: np.ndarray) -> np.ndarray:
+        sim = (R[chunk] @ RT).toarray()  # dot products, [chunk, n_users]
+        sim *= inv[chunk, None]
+        sim *= inv[None, :]
+        sim[np.arange(chunk.size), chunk] = 0.0  # not one's own neighbour
+        nbr, nbr_sim = _top_k(sim, n_neighbors)
+        del sim
+        return _aggregate(nbr, nbr_sim, R.indptr, R.indices, R.data, n_items)
+
+    return scores
+
+
 def userknn_recommend(
     train: pl.DataFrame,
     n_users: int,
@@ -76,6 +108,7 @@ def userknn_recommend(
     mask_seen: bool = True,
     weighted: bool = False,
     chunk_size: int = 1024,
+    fallback: Fallback | None = None,
     log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` items for each of ``users``, in ``recommend_top_k``'s format.
@@ -84,43 +117,16 @@ def userknn_recommend(
     scores by lower item; with ``mask_seen`` a user's train items are never recommended and a
     list that runs out of items is padded with -1 / -inf.
     """
-    for name, value, low in (
-        ("k_neighbors", k_neighbors, 1),
-        ("k", k, 1),
-        ("chunk", chunk_size, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise InputError(f"userknn {name} must be a positive integer, got {value!r}")
-    if k > n_items:
-        raise InputError(f"recommend.k = {k} exceeds the catalogue size ({n_items} items)")
-    users = check_users(users, n_users)
-
-    seen = seen_matrix(train, n_users, n_items)
-    R = rating_matrix(train, n_users, n_items, weighted, seen)
-    RT = R.T.tocsr()
-    norms = np.sqrt(np.asarray(R.multiply(R).sum(axis=1)).ravel())
-    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    n_neighbors = min(int(k_neighbors), n_users)
-
-    out_items = np.empty((users.size, k), dtype=np.int32)
-    out_scores = np.empty((users.size, k), dtype=np.float32)
-    for start in range(0, users.size, chunk_size):
-        chunk = users[start : start + chunk_size]
-        rows = np.arange(chunk.size)
-        sim = (R[chunk] @ RT).toarray()  # dot products, [chunk, n_users]
-        sim *= inv[chunk, None]
-        sim *= inv[None, :]
-        sim[rows, chunk] = 0.0  # not one's own neighbour
-        nbr, nbr_sim = _top_k(sim, n_neighbors)
-        del sim
-        scores = _aggregate(nbr, nbr_sim, R.indptr, R.indices, R.data, n_items)
-        if mask_seen:
-            sub = seen[chunk]
-            scores[np.repeat(rows, np.diff(sub.indptr)), sub.indices] = -np.inf
-        idx, vals = _top_k(scores, k)
-        idx[vals == -np.inf] = -1
-        out_items[start : start + chunk.size] = idx
-        out_scores[start : start + chunk.size] = vals
-        if log is not None:
-            log.info("userknn: %d/%d users scored", start + chunk.size, users.size)
-    return out_items, out_scores
+    scorer = userknn_scorer(train, n_users, n_items, k_neighbors=k_neighbors, weighted=weighted)
+    [lists] = rank_users(
+        scorer,
+        users,
+        n_users,
+        n_items,
+        k=k,
+        seen=seen_matrix(train, n_users, n_items) if mask_seen else None,
+        fallback=fallback,
+        chunk_size=chunk_size,
+        log=log,
+    )
+    return lists

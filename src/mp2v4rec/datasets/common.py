@@ -20,6 +20,7 @@ INTERACTION_SCHEMA = {
 SOCIAL_SCHEMA = {"user": pl.Int32, "friend": pl.Int32}
 BLOCK_SCHEMA = {"user": pl.Int32, "item": pl.Int32, "weight": pl.Float32}
 TABLES = ("train", "valid", "test", "social", "users", "items", "block")
+SPLITS = ("valid", "test")  # the held-out splits
 USER_SCHEMA = {"user": pl.Int32, "raw_id": pl.Int64, "evaluated": pl.Boolean}
 ITEM_SCHEMA = {
     "item": pl.Int32,
@@ -27,6 +28,22 @@ ITEM_SCHEMA = {
     "category": pl.Int32,  # first listed category, -1 when none
     "categories": pl.List(pl.Int32),
 }
+
+
+def cold_counts(held_out: pl.DataFrame, train: pl.DataFrame) -> dict[str, int | float]:
+    """How many held-out pairs are cold (their user or item has no train positive): the
+    ``eval_cold_*`` counts of ``stats.json`` (the evaluation scores those pairs apart)."""
+    cold_users = held_out.join(train, on="user", how="anti")["user"].unique()
+    cold_items = held_out.join(train, on="item", how="anti")["item"].unique()
+    cold_pairs = held_out.filter(
+        pl.col("user").is_in(cold_users.implode()) | pl.col("item").is_in(cold_items.implode())
+    ).height
+    return {
+        "eval_cold_users": len(cold_users),
+        "eval_cold_items": len(cold_items),
+        "eval_cold_pairs": cold_pairs,
+        "eval_cold_share": round(cold_pairs / max(held_out.height, 1), 4),
+    }
 
 
 @dataclass

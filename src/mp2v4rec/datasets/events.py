@@ -64,6 +64,7 @@ from mp2v4rec.datasets.common import (
     SOCIAL_SCHEMA,
     USER_SCHEMA,
     Prepared,
+    cold_counts,
 )
 from mp2v4rec.datasets.kuairec import split_eval
 from mp2v4rec.io import InputError
@@ -894,6 +895,7 @@ def preprocess_events(
         ),
         "heldout_in_train": heldout.height - fresh.height,
         "heldout_pairs": fresh.height,
+        **cold_counts(fresh, train),
         "valid_pairs": valid.height,
         "test_pairs": test.height,
         "evaluated_users": int(evaluated.sum()),

@@ -10,11 +10,13 @@ watch_ratio must be a finite number >= 0 (a negative, NaN or infinite ratio is a
 non-positive); an empty or NaN timestamp is missing (kept, null time), an infinite or
 out-of-range one is an error. Duplicate (user, item) positives are merged (max weight, earliest
 time) and counted (``duplicate_positive_rows``, ``small_duplicate_positive_rows``).
-Small-matrix positives of users or items without any train positive (cold) are kept and
-evaluated, as in the study (their embeddings are zero vectors), and counted
-(``eval_cold_users``, ``eval_cold_items``, ``eval_cold_pairs``); small-matrix users without any
-positive have an empty test set, are counted (``eval_users_without_positives``) and are left out
-of the metrics (the metrics average over users with held-out positives).
+Small-matrix positives that are also train positives are dropped and counted
+(``eval_pairs_in_train``): a known positive cannot be a held-out one. Small-matrix positives of
+users or items without any train positive (cold) are kept and counted (``eval_cold_users``,
+``eval_cold_items``, ``eval_cold_pairs``, ``eval_cold_share``); the evaluation scores them as their
+own cohort (``evaluate.cold``). Small-matrix users without any positive have an empty test set,
+are counted (``eval_users_without_positives``) and are left out of the metrics (the metrics
+average over users with held-out positives).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from mp2v4rec.datasets.common import (
     SOCIAL_SCHEMA,
     USER_SCHEMA,
     Prepared,
+    cold_counts,
 )
 from mp2v4rec.io import InputError
 
@@ -392,14 +395,10 @@ def preprocess_kuairec(
     block, _ = interactions(small.positives, user_ids, item_ids)
     small_positives = small.positives.filter(pl.col("watch_ratio") >= positive_threshold)
     eval_pairs, eval_duplicates = interactions(small_positives, user_ids, item_ids)
+    fresh = eval_pairs.join(train, on=["user", "item"], how="anti")  # known positives: dropped
+    in_train, eval_pairs = eval_pairs.height - fresh.height, fresh
     valid, test = split_eval(eval_pairs, valid_fraction, seed)
     social_df, social_counts = social_edges(social, user_ids, f"{archive}: {members[SOCIAL]}")
-    in_train = eval_pairs.join(train, on=["user", "item"], how="semi").height
-    cold_users = eval_pairs.join(train, on="user", how="anti")["user"].unique()
-    cold_items = eval_pairs.join(train, on="item", how="anti")["item"].unique()
-    cold_pairs = eval_pairs.filter(
-        pl.col("user").is_in(cold_users.implode()) | pl.col("item").is_in(cold_items.implode())
-    ).height
 
     stats = {
         "big_matrix_rows": big.rows,
@@ -424,9 +423,7 @@ def preprocess_kuairec(
         "evaluated_users": len(small.users),
         "eval_users_without_positives": len(small.users) - eval_pairs["user"].n_unique(),
         "eval_pairs_in_train": in_train,
-        "eval_cold_users": len(cold_users),
-        "eval_cold_items": len(cold_items),
-        "eval_cold_pairs": cold_pairs,
+        **cold_counts(eval_pairs, train),
         "social_rows": social.height,
         "social_edges": social_df.height,
         "social_users": social_df["user"].n_unique(),
