@@ -118,10 +118,13 @@ def _sample_popular(
     return np.where(in_community, order[local], global_pick)
 
 
-def _play_ms(rng, matching, video_ms, match_ratio: float, other_ratio: float) -> np.ndarray:
+def _play_ms(
+    rng, matching, video_ms, appeal_of, match_ratio: float, other_ratio: float
+) -> np.ndarray:
     """Play duration (int ms): video length times a log-normal watch ratio whose median is
-    ``match_ratio`` on same-community pairs and ``other_ratio`` elsewhere."""
-    mu = np.log(np.where(matching, match_ratio, other_ratio))
+    ``match_ratio`` on same-community pairs and ``other_ratio`` elsewhere, times the item's
+    appeal (1 for every item unless ``appeal`` > 0)."""
+    mu = np.log(np.where(matching, match_ratio, other_ratio) * appeal_of)
     return np.rint(np.exp(rng.normal(mu, RATIO_SIGMA)) * video_ms).astype(np.int64)
 
 
@@ -229,6 +232,7 @@ def generate_synthetic_kuairec(
     zipf: float = 1.1,
     match_ratio: float = 3.0,
     other_ratio: float = 0.8,
+    appeal: float = 0.0,
     seed: int = 0,
 ) -> SyntheticKuaiRec:
     """Build the four KuaiRec tables with planted communities; deterministic by seed.
@@ -236,11 +240,16 @@ def generate_synthetic_kuairec(
     ``match_ratio`` / ``other_ratio`` are the median watch ratios of same-community and other
     pairs: the closer ``other_ratio`` is to the positive threshold, the more cross-community
     positives the train set holds and the more the watch ratio (the weight) carries the signal.
+    ``appeal`` couples quality to popularity, as in real logs: every watch ratio of an item is
+    multiplied by ``(popularity / median popularity) ** appeal``, so popular items are liked
+    more by everyone (and a most-popular list finds held-out positives); 0 leaves taste alone.
     """
     probs = dict(social_users=social_users, homophily=homophily, in_community=in_community)
     _check_params(n_users, n_items, n_communities, small_users, small_items, probs, zipf)
     if interactions_per_user <= 0:
         raise InputError(f"interactions_per_user={interactions_per_user} must be > 0")
+    if not 0.0 <= appeal <= 1.0:
+        raise InputError(f"synthetic KuaiRec parameter appeal={appeal} must be in [0, 1]")
     rng = np.random.default_rng(seed)
     user_raw, item_raw = _raw_ids(rng, n_users), _raw_ids(rng, n_items)
     user_comm = _balanced_communities(rng, n_users, n_communities)
@@ -264,8 +273,11 @@ def generate_synthetic_kuairec(
     bu, bi = bu[keep], bi[keep]
 
     ratios = dict(match_ratio=match_ratio, other_ratio=other_ratio)
-    big_play = _play_ms(rng, user_comm[bu] == item_comm[bi], video_ms[bi], **ratios)
-    small_play = _play_ms(rng, user_comm[su] == item_comm[si], video_ms[si], **ratios)
+    appeal_of = (popularity / np.median(popularity)) ** appeal
+    big_play = _play_ms(rng, user_comm[bu] == item_comm[bi], video_ms[bi], appeal_of[bi], **ratios)
+    small_play = _play_ms(
+        rng, user_comm[su] == item_comm[si], video_ms[si], appeal_of[si], **ratios
+    )
     big_ms = rng.integers(START_MS, END_MS, len(bu))
     small_ms = rng.integers(START_MS, END_MS, len(su))
     small_missing = rng.random(len(su)) < MISSING_TIME_FRACTION
