@@ -9,13 +9,14 @@ from mp2v4rec.io import count_rows, script_logger, write_tsv
 def main(smk):
     log = script_logger(smk.log[0], f"train_{smk.params.kind}")
     params = dict(smk.params.train)
+    score = params.pop("score")
     init = None
     if params.pop("init", "random") == "w2v":
         users, items, _ = load_embeddings(smk.input.init)
         init = init_vectors(users, items)
         log.info("starting from W2V vectors: %d tokens", len(init))
     validation = smk.params.validation
-    users, items, curve = fit_skipgram_method(
+    users, items, saved_score, curve = fit_skipgram_method(
         smk.input.corpus,
         user_vectors_from="tokens" if smk.params.kind == "mp2v" else "items",
         train=pl.read_parquet(smk.input.train),
@@ -23,6 +24,7 @@ def main(smk):
         n_users=count_rows(smk.input.user_table),
         n_items=count_rows(smk.input.item_table),
         params=params,
+        score=score,
         validation_k=validation["k"],
         workers=smk.threads,
         init=init,
@@ -30,7 +32,7 @@ def main(smk):
     )
     log.info("users with a vector: %d/%d", int((users != 0).any(axis=1).sum()), len(users))
     log.info("items with a vector: %d/%d", int((items != 0).any(axis=1).sum()), len(items))
-    save_embeddings(smk.output.embeddings, users, items, "cosine")
+    save_embeddings(smk.output.embeddings, users, items, saved_score)
     write_tsv(curve, smk.output.curve)
 
 

@@ -9,6 +9,7 @@ from mp2v4rec.embed import (
     load_embeddings,
     mean_item_vectors,
     save_embeddings,
+    shuffled_corpus,
     token_matrix,
     train_skipgram,
     write_sequences,
@@ -48,6 +49,9 @@ def test_mean_item_vectors():
     np.testing.assert_allclose(mean_item_vectors(items, train, 3), [[1.5, 1], [0, 0], [0, 1]])
 
 
+SG = dict(alpha=0.025, min_alpha=1e-4, sample=1e-3, ns_exponent=0.75)
+
+
 def write_corpus(path, n_lines=300, seed=0):
     rng = np.random.default_rng(seed)
     lines = []
@@ -61,9 +65,9 @@ def write_corpus(path, n_lines=300, seed=0):
 def test_skipgram_is_reproducible_and_learns_cooccurrence(tmp_path):
     corpus = tmp_path / "c.txt"
     write_corpus(corpus)
-    kw = dict(dim=8, window=3, negative=5, epochs=20, alpha=0.025, min_alpha=1e-4, seed=3)
-    a = token_matrix(train_skipgram(corpus, **kw)[0], "i", 20)
-    b = token_matrix(train_skipgram(corpus, **kw)[0], "i", 20)
+    kw = dict(SG, dim=8, window=3, negative=5, epochs=20, seed=3)
+    a = token_matrix(train_skipgram(corpus, **kw)[0].wv, "i", 20)
+    b = token_matrix(train_skipgram(corpus, **kw)[0].wv, "i", 20)
     np.testing.assert_array_equal(a, b)  # one worker: bit-for-bit
     unit = a / np.linalg.norm(a, axis=1, keepdims=True)
     sims = unit @ unit.T
@@ -76,9 +80,7 @@ def test_empty_corpus_is_refused(tmp_path):
     corpus = tmp_path / "empty.txt"
     corpus.write_text("")
     with pytest.raises(InputError, match="empty"):
-        train_skipgram(
-            corpus, dim=4, window=2, negative=2, epochs=1, alpha=0.02, min_alpha=1e-4, seed=0
-        )
+        train_skipgram(corpus, **SG, dim=4, window=2, negative=2, epochs=1, seed=0)
 
 
 def test_embeddings_round_trip_and_baselines(tmp_path):
@@ -98,24 +100,17 @@ def test_best_epoch_is_kept(tmp_path):
     write_corpus(corpus, n_lines=50)
     snapshots, scores = [], iter([0.1, 0.5, 0.2])
 
-    def on_epoch(wv):
-        snapshots.append(wv.vectors.copy())
+    def on_epoch(model):
+        snapshots.append((model.wv.vectors.copy(), model.syn1neg.copy()))
         return next(scores)
 
-    wv, curve = train_skipgram(
-        corpus,
-        dim=4,
-        window=2,
-        negative=2,
-        epochs=3,
-        alpha=0.025,
-        min_alpha=1e-4,
-        seed=0,
-        on_epoch=on_epoch,
+    model, curve = train_skipgram(
+        corpus, **SG, dim=4, window=2, negative=2, epochs=3, seed=0, on_epoch=on_epoch
     )
     assert [row["valid_recall"] for row in curve] == [0.1, 0.5, 0.2]
-    np.testing.assert_array_equal(wv.vectors, snapshots[1])
-    assert not np.array_equal(wv.vectors, snapshots[2])
+    np.testing.assert_array_equal(model.wv.vectors, snapshots[1][0])
+    np.testing.assert_array_equal(model.syn1neg, snapshots[1][1])  # context vectors too
+    assert not np.array_equal(model.wv.vectors, snapshots[2][0])
 
 
 def test_fit_w2v_users_are_item_means(tmp_path):
@@ -125,8 +120,8 @@ def test_fit_w2v_users_are_item_means(tmp_path):
     valid = interactions([(0, 2, 2, 3)])
     corpus = tmp_path / "seq.txt"
     write_sequences(train, corpus)
-    params = dict(dim=4, window=2, negative=2, epochs=2, alpha=0.025, min_alpha=1e-4, seed=0)
-    users, items, curve = fit_skipgram_method(
+    params = dict(SG, dim=4, window=2, negative=2, epochs=2, seed=0)
+    users, items, score, curve = fit_skipgram_method(
         corpus,
         user_vectors_from="items",
         train=train,
@@ -134,7 +129,61 @@ def test_fit_w2v_users_are_item_means(tmp_path):
         n_users=2,
         n_items=4,
         params=params,
+        score="cosine",
         validation_k=2,
     )
     np.testing.assert_allclose(users[0], items[:2].mean(axis=0), rtol=1e-6)
+    assert score == "cosine"
     assert curve.columns == ["epoch", "seconds", "valid_recall"] and curve.height == 2
+
+
+def test_shuffled_corpus_is_a_seeded_permutation_of_the_lines(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"u{i} i{i}\n" for i in range(200)) + "u7 i9")  # no final newline
+    lines = corpus.read_text().splitlines()
+    with shuffled_corpus(corpus, 1) as a, shuffled_corpus(corpus, 1) as b:
+        assert a.read_text() == b.read_text()  # seeded
+        got = a.read_text().splitlines()
+    with shuffled_corpus(corpus, 2) as c:
+        assert c.read_text().splitlines() != got
+    assert sorted(got) == sorted(lines) and got != lines
+    assert not a.exists()  # the copy is temporary
+
+
+def test_sample_is_explicit_and_zero_keeps_every_token(tmp_path):
+    """gensim's default sample=1e-3 downsamples every token of a small corpus; 0 keeps all."""
+    corpus = tmp_path / "c.txt"
+    write_corpus(corpus, n_lines=400)
+    kw = dict(SG, dim=4, window=2, negative=2, epochs=1, seed=0)
+    keep = {  # gensim's per-token keep probability, scaled to 2**32
+        s: train_skipgram(corpus, **{**kw, "sample": s})[0].wv.expandos["sample_int"]
+        for s in (0.0, 1e-3)
+    }
+    assert (keep[0.0] == 2**32 - 1).all()  # uint32: always kept
+    assert (keep[1e-3] < 2**31).all()  # each token kept less than half the time
+
+
+def test_context_score_uses_the_items_context_vectors(tmp_path):
+    from mp2v4rec.embed import fit_skipgram_method
+
+    corpus = tmp_path / "walks.txt"
+    corpus.write_text("".join("u0 i0 u1 i1\nu1 i2 u0 i0\n" for _ in range(20)))
+    train = interactions([(0, 0, 2, 1), (1, 1, 2, 1), (1, 2, 2, 1)])
+    params = dict(SG, dim=4, window=2, negative=2, epochs=2, seed=0)
+    fits = {
+        score: fit_skipgram_method(
+            corpus,
+            user_vectors_from="tokens",
+            train=train,
+            valid=None,
+            n_users=2,
+            n_items=3,
+            params=params,
+            score=score,
+        )
+        for score in ("cosine", "context")
+    }
+    users, items, saved, _ = fits["context"]
+    assert saved == "dot"
+    np.testing.assert_array_equal(users, fits["cosine"][0])  # same model, same user vectors
+    assert not np.allclose(items, fits["cosine"][1])  # items are the context table's rows

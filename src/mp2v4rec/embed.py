@@ -2,16 +2,32 @@
 
 Tokens are ``u{index}`` for users and ``i{index}`` for items. Nodes that never occur in the
 corpus get a zero vector, which scores 0 against everything.
+
+Every setting gensim would otherwise apply silently is explicit: ``sample`` (frequent-token
+downsampling; gensim's default 1e-3 drops a share of tokens that grows with the corpus) and
+``ns_exponent`` (the negative distribution's exponent). The corpus is shuffled line by line
+(seeded) before training: walk files are ordered by start node, and in ``corpus_file`` mode each
+worker trains on a contiguous block of lines while the learning rate decays, so an unshuffled
+corpus would tie the learning rate to the user id.
+
+``score`` says how a user meets an item: ``cosine`` or ``dot`` of the input vectors (the
+study's), or ``context``: the user's input vector against the item's *context* vector (gensim's
+``syn1neg``), the product the skip-gram objective actually trains; saved as item vectors with
+``dot`` scoring.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -21,6 +37,7 @@ from gensim.models.callbacks import CallbackAny2Vec
 from mp2v4rec.io import InputError, atomic_path, load_npz, save_npz
 
 SCORES = ("cosine", "dot")
+SKIPGRAM_SCORES = ("cosine", "dot", "context")  # how users meet items (see the module docstring)
 
 
 def stable_hash(text: str) -> int:
@@ -29,7 +46,8 @@ def stable_hash(text: str) -> int:
 
 
 class _EpochMonitor(CallbackAny2Vec):
-    """Logs each epoch and, given ``on_epoch``, scores it and keeps the best epoch's vectors."""
+    """Logs each epoch and, given ``on_epoch``, scores it and keeps the best epoch's input and
+    context vectors."""
 
     def __init__(self, log: logging.Logger | None, on_epoch: Callable | None):
         self.log, self.on_epoch = log, on_epoch
@@ -41,9 +59,10 @@ class _EpochMonitor(CallbackAny2Vec):
         self.epoch += 1
         row = {"epoch": self.epoch, "seconds": time.perf_counter() - self.started}
         if self.on_epoch is not None:
-            row["valid_recall"] = score = float(self.on_epoch(model.wv))
+            row["valid_recall"] = score = float(self.on_epoch(model))
             if score > self.best_score:
-                self.best_score, self.best_vectors = score, model.wv.vectors.copy()
+                self.best_score = score
+                self.best_vectors = (model.wv.vectors.copy(), model.syn1neg.copy())
         self.curve.append(row)
         if self.log:
             self.log.info("epoch %d/%d done: %s", self.epoch, model.epochs, row)
@@ -59,17 +78,21 @@ def train_skipgram(
     alpha: float,
     min_alpha: float,
     seed: int,
+    sample: float,
+    ns_exponent: float,
     workers: int = 1,
     log: logging.Logger | None = None,
     init: dict[str, np.ndarray] | None = None,
     on_epoch: Callable | None = None,
 ):
-    """Train skip-gram with negative sampling on a LineSentence file.
+    """Train skip-gram with negative sampling on a LineSentence file (as it is: shuffle it
+    first, see :func:`shuffled_corpus`).
 
     ``init`` optionally maps tokens to starting vectors, set after the vocabulary is built.
-    ``on_epoch(wv) -> score`` is called after every epoch; the vectors of the best-scoring
-    epoch are kept. Returns the KeyedVectors and the training curve (one dict per epoch).
-    With ``workers > 1`` gensim's lock-free updates make the result vary slightly run to run.
+    ``on_epoch(model) -> score`` is called after every epoch; the input and context vectors of
+    the best-scoring epoch are kept. Returns the gensim model and the training curve (one dict
+    per epoch). With ``workers > 1`` gensim's lock-free updates make the result vary slightly
+    run to run.
     """
     if os.path.getsize(corpus_file) == 0:
         raise InputError(f"{corpus_file}: the training corpus is empty (no walks or sequences)")
@@ -83,6 +106,8 @@ def train_skipgram(
         alpha=alpha,
         min_alpha=min_alpha,
         seed=seed,
+        sample=sample,
+        ns_exponent=ns_exponent,
         workers=workers,
         hashfxn=stable_hash,
     )
@@ -113,10 +138,43 @@ def train_skipgram(
         callbacks=[monitor := _EpochMonitor(log, on_epoch)],
     )
     if monitor.best_vectors is not None:
-        model.wv.vectors[:] = monitor.best_vectors
+        model.wv.vectors[:], model.syn1neg[:] = monitor.best_vectors
         if log:
             log.info("kept epoch %d (valid %.4f)", _best_epoch(monitor.curve), monitor.best_score)
-    return model.wv, monitor.curve
+    return model, monitor.curve
+
+
+@numba.njit(cache=True)
+def _gather_lines(buf, starts, ends, order, out):
+    """Copy lines ``order[0], order[1], ...`` of ``buf`` into ``out``, back to back."""
+    pos = 0
+    for j in order:
+        n = ends[j] - starts[j]
+        out[pos : pos + n] = buf[starts[j] : ends[j]]
+        pos += n
+    return pos
+
+
+@contextmanager
+def shuffled_corpus(corpus_file: str | os.PathLike, seed: int) -> Iterator[Path]:
+    """A temporary copy of a LineSentence file with its lines in a seeded random order.
+
+    Memory: the file twice plus 16 bytes per line; the copy lives in the system's temporary
+    directory (node-local on a cluster) and is deleted on exit.
+    """
+    buf = np.fromfile(corpus_file, dtype=np.uint8)
+    if buf.size and buf[-1] != ord("\n"):
+        buf = np.append(buf, np.uint8(ord("\n")))
+    ends = np.flatnonzero(buf == ord("\n")) + 1  # each line with its newline
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    order = np.random.default_rng(seed).permutation(ends.size)
+    out = np.empty_like(buf)
+    _gather_lines(buf, starts, ends, order, out)
+    with tempfile.TemporaryDirectory(prefix="mp2v4rec-corpus-") as tmp:
+        path = Path(tmp) / Path(corpus_file).name
+        out.tofile(path)
+        del buf, out
+        yield path
 
 
 def _best_epoch(curve: list[dict]) -> int:
@@ -204,36 +262,52 @@ def fit_skipgram_method(
     n_users: int,
     n_items: int,
     params: dict,
+    score: str,
     validation_k: int = 100,
     workers: int = 1,
     init: dict[str, np.ndarray] | None = None,
     log: logging.Logger | None = None,
 ):
-    """Train MP2V (users from their own tokens) or W2V (users = mean of their train items).
+    """Train MP2V (users from their own tokens) or W2V (users = mean of their train items) on
+    the corpus shuffled with ``params["seed"]``; items are scored by ``score``
+    (:data:`SKIPGRAM_SCORES`).
 
     With ``valid`` given, validation Recall@``validation_k`` is measured after every epoch and the
-    best epoch is kept. Returns user vectors, item vectors and the curve as a polars frame.
+    best epoch is kept. Returns user vectors, item vectors (context vectors for ``context``), the
+    score to save with them (cosine or dot) and the curve as a polars frame.
     """
     from mp2v4rec.validation import Validator
 
     if user_vectors_from not in ("tokens", "items"):
         raise ValueError("user_vectors_from must be 'tokens' or 'items'")
+    if score not in SKIPGRAM_SCORES:
+        raise InputError(f"score must be one of {list(SKIPGRAM_SCORES)}, got {score!r}")
+    saved_score = "dot" if score == "context" else score
     rows: dict[str, np.ndarray] = {}
 
-    def vectors(wv):
+    def vectors(model):
+        wv = model.wv
         if not rows:
             rows["u"], rows["i"] = token_rows(wv, "u", n_users), token_rows(wv, "i", n_items)
         items = token_matrix(wv, "i", n_items, rows["i"])
-        if user_vectors_from == "items":
-            return mean_item_vectors(items, train, n_users), items
-        return token_matrix(wv, "u", n_users, rows["u"]), items
+        users = (
+            mean_item_vectors(items, train, n_users)
+            if user_vectors_from == "items"
+            else token_matrix(wv, "u", n_users, rows["u"])
+        )
+        if score == "context":
+            items = np.zeros_like(items)
+            present = rows["i"] >= 0
+            items[present] = model.syn1neg[rows["i"][present]]
+        return users, items
 
     on_epoch = None
     if valid is not None and valid.height:
         validator = Validator.from_train(train, valid, n_users, n_items, k=validation_k)
-        on_epoch = lambda wv: validator(*vectors(wv), "cosine")  # noqa: E731
-    wv, curve = train_skipgram(
-        corpus_file, **params, workers=workers, log=log, init=init, on_epoch=on_epoch
-    )
-    users, items = vectors(wv)
-    return users, items, pl.DataFrame(curve)
+        on_epoch = lambda model: validator(*vectors(model), saved_score)  # noqa: E731
+    with shuffled_corpus(corpus_file, params["seed"]) as shuffled:
+        model, curve = train_skipgram(
+            shuffled, **params, workers=workers, log=log, init=init, on_epoch=on_epoch
+        )
+    users, items = vectors(model)
+    return users, items, saved_score, pl.DataFrame(curve)

@@ -36,7 +36,16 @@ METAPATHS = {  # as in config.yaml
     "UUV": ["user_user", "user_item", "item_user"],
 }
 WALK = dict(walk_length=15, walks_per_node=10)  # configs/demo.yaml's mp2v
-SKIPGRAM = dict(dim=32, window=6, negative=6, epochs=5, alpha=0.025, min_alpha=1.0e-4)
+SKIPGRAM = dict(
+    dim=32,
+    window=6,
+    negative=6,
+    epochs=5,
+    alpha=0.025,
+    min_alpha=1.0e-4,
+    sample=1e-3,
+    ns_exponent=0.75,
+)
 
 
 def planted_data(
@@ -80,7 +89,7 @@ def run_cell(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         corpus = Path(tmp) / "walks.txt"
         write_walks(graph, corpus, metapath=relations, sampling=sampling, seed=seed, **walk)
-        user_vectors, item_vectors, _ = fit_skipgram_method(
+        user_vectors, item_vectors, score, _ = fit_skipgram_method(
             corpus,
             user_vectors_from="tokens",
             train=data.train,
@@ -88,13 +97,14 @@ def run_cell(
             n_users=n_users,
             n_items=n_items,
             params=params,
+            score="cosine",
             validation_k=max(ks),
             workers=workers,
         )
     users = data.users.filter("evaluated")["user"].to_numpy()
     held_out = {"valid": data.valid, "test": data.test}
     recs = split_recs(
-        embedding_scorer(user_vectors, item_vectors),
+        embedding_scorer(user_vectors, item_vectors, score=score),
         users,
         data.train,
         held_out,

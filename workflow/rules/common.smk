@@ -27,6 +27,9 @@ TRAIN_KEYS = [
     "epochs",
     "alpha",
     "min_alpha",
+    "sample",
+    "ns_exponent",
+    "score",
     "seed",
     "init",
 ]
