@@ -375,6 +375,43 @@ CASES = [
         ["item_categories.csv", "column 'feat' row 2 (file line 3)", "'3'"],
         "fix the row or download the archive again",
     ),
+    *(
+        case(
+            f"kuairec-{name}-header-only",
+            kuairec(**{f"{name}_csv": HEADER}),
+            ["KuaiRec.zip", f"{name}.csv has a header but no rows", role],
+            "use the complete KuaiRec 2.0 archive",
+        )
+        for name, role in (("big_matrix", "train history"), ("small_matrix", "evaluation block"))
+    ),
+    case(
+        "kuairec-no-train-positive",
+        kuairec(big_matrix_csv=HEADER + "1,10,1593878900.0,1.5\n"),
+        ["no train positive", "big_matrix.csv", "positive_threshold=2.0"],
+        "lower the threshold or check the archive",
+    ),
+    case(
+        "kuairec-no-held-out-positive",
+        kuairec(small_matrix_csv=HEADER + "1,10,1593964800.0,3.0\n5,10,1593964804.0,0.1\n"),
+        ["no held-out positive", "small_matrix.csv", "not already a train positive"],
+        "lower the threshold or check the archive",
+    ),
+    case(
+        "kuairec-threshold-not-positive",
+        lambda tmp, out: preprocess_kuairec(
+            kuairec_zip(tmp / "KuaiRec.zip"), positive_threshold=-1.0
+        ).write(out),
+        ["preprocess.positive_threshold=-1.0", "every watched video a positive"],
+        "must be a number > 0",
+    ),
+    case(
+        "kuairec-valid-fraction-zero",
+        lambda tmp, out: preprocess_kuairec(
+            kuairec_zip(tmp / "KuaiRec.zip"), valid_fraction=0.0
+        ).write(out),
+        ["preprocess.valid_fraction=0.0"],
+        "strictly between 0 and 1",
+    ),
     case(
         "kuairec-duplicate-pairs-merged",
         kuairec(),
@@ -481,6 +518,26 @@ CASES = [
         config(cfg_set("ablation.grid", {"seed": []})),
         ["config key ablation.grid.seed", "[] should be non-empty"],
         "give at least 1 value(s), or remove the key",
+    ),
+    case(
+        "config-negative-positive-threshold",
+        config(cfg_set("datasets.d.preprocess.positive_threshold", -1)),
+        ["config key datasets.d.preprocess.positive_threshold", "-1"],
+        "less than or equal to the minimum of 0",
+    ),
+    case(
+        "events-negative-min-score",
+        events(positive_min_score=-1.0),
+        ["preprocess.positive_min_score=-1.0"],
+        "must be a number >= 0",
+    ),
+    case(
+        "events-header-only",
+        lambda tmp, out: preprocess_events(
+            events=events_csv(tmp / "events.csv", []), **LOOSE
+        ).write(out),
+        ["events.csv"],
+        "no rows; nothing to preprocess",
     ),
     case(
         "config-evaluate-k-above-list-length",

@@ -196,7 +196,7 @@ def test_split_eval_events(tmp_path):
             (3, 99, "like", T0 + 90, 1),  # cold item
         ],
     )
-    p = preprocess_events(events=train, eval_events=evals, valid_fraction=0.0, **LOOSE)
+    p = preprocess_events(events=train, eval_events=evals, **LOOSE)
     assert p.stats["split"] == "eval_events" and p.valid.height == 0
     test = raw_pairs(p, "test")
     assert set(test) == {(2, 13), (3, 13)}
@@ -222,7 +222,7 @@ def test_split_temporal(tmp_path):
         (7, 14, "like", cutoff + 3, 1),  # cold user
     ]
     path = write(tmp_path / "e.csv", rows)
-    p = preprocess_events(events=path, cutoff_time=cutoff, valid_fraction=0.0, **LOOSE)
+    p = preprocess_events(events=path, cutoff_time=cutoff, **LOOSE)
     assert p.stats["split"] == "temporal"
     assert set(raw_pairs(p, "test")) == {(2, 14)}
     assert set(raw_pairs(p, "train")) == {(u, i) for u, i, *_ in TRAIN} | {(3, 14)}
@@ -233,9 +233,7 @@ def test_split_temporal(tmp_path):
         2,
         (cutoff + 9) * 1000,
     )
-    iso = preprocess_events(
-        events=path, cutoff_time="2023-11-14T22:30:00+00:00", valid_fraction=0.0, **LOOSE
-    )
+    iso = preprocess_events(events=path, cutoff_time="2023-11-14T22:30:00+00:00", **LOOSE)
     assert set(raw_pairs(iso, "test")) == {(2, 14)}
     with pytest.raises(InputError, match="no events at or after it"):
         preprocess_events(events=path, cutoff_time=cutoff + 10, **LOOSE)

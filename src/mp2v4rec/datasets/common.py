@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from mp2v4rec.io import write_json, write_parquet
+from mp2v4rec.io import InputError, write_json, write_parquet
 
 INTERACTION_SCHEMA = {
     "user": pl.Int32,
@@ -28,6 +28,12 @@ ITEM_SCHEMA = {
     "category": pl.Int32,  # first listed category, -1 when none
     "categories": pl.List(pl.Int32),
 }
+
+
+def check_fraction(key: str, value: float) -> None:
+    """A share strictly between 0 and 1 (the config schema's range for the same key)."""
+    if isinstance(value, bool) or not (isinstance(value, int | float) and 0.0 < value < 1.0):
+        raise InputError(f"{key}={value!r} must be a number strictly between 0 and 1")
 
 
 def cold_counts(held_out: pl.DataFrame, train: pl.DataFrame) -> dict[str, int | float]:

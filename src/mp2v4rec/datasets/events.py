@@ -64,10 +64,13 @@ from mp2v4rec.datasets.common import (
     SOCIAL_SCHEMA,
     USER_SCHEMA,
     Prepared,
+    check_fraction,
     cold_counts,
 )
 from mp2v4rec.datasets.kuairec import split_eval
 from mp2v4rec.io import InputError
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = (("user_id", "item_id", "event", "timestamp"), ("count",))
 TABLES = {  # table -> (required, optional) columns, our names
@@ -659,12 +662,13 @@ def _check_params(p: dict) -> None:
     for name in ("min_user_interactions", "min_item_interactions"):
         if int(p[name]) != p[name] or p[name] < 1:
             raise InputError(f"{name}={p[name]} must be an integer >= 1")
-    if not 0.0 < p["holdout_fraction"] < 1.0:
-        raise InputError(f"holdout_fraction={p['holdout_fraction']} must be in (0, 1)")
-    if not 0.0 <= p["valid_fraction"] < 1.0:
-        raise InputError(f"valid_fraction={p['valid_fraction']} must be in [0, 1)")
-    if not math.isfinite(p["positive_min_score"]):
-        raise InputError(f"positive_min_score={p['positive_min_score']} must be finite")
+    check_fraction("preprocess.holdout_fraction", p["holdout_fraction"])
+    check_fraction("preprocess.valid_fraction", p["valid_fraction"])
+    if not (math.isfinite(p["positive_min_score"]) and p["positive_min_score"] >= 0):
+        raise InputError(
+            f"preprocess.positive_min_score={p['positive_min_score']} must be a number >= 0 (a "
+            "pair is a positive when its score exceeds it)"
+        )
     for name, weight in {**p["event_weights"], "(default)": p["default_event_weight"]}.items():
         number = isinstance(weight, int | float) and not isinstance(weight, bool)
         if (weight is not None or name != "(default)") and not (number and math.isfinite(weight)):
@@ -725,7 +729,6 @@ def preprocess_events(
     valid_fraction: float = 0.2,
     positive_min_score: float = 0.0,
     seed: int = 0,
-    log: logging.Logger | None = None,
 ) -> Prepared:
     """Read SoundCloud-style event logs and build the prepared tables (see the module docstring).
 
@@ -737,18 +740,17 @@ def preprocess_events(
     weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
     _check_params({**locals(), "event_weights": weights})
     weights = {str(k): float(v) for k, v in weights.items()}
-    say = log.info if log else (lambda *args: None)
     ref_ms = _time_ms(reference_time, timestamp_unit, "reference_time")
     cutoff_ms = _time_ms(cutoff_time, timestamp_unit, "cutoff_time")
     mode = _split_mode(split, eval_events, cutoff_ms)
     minimum = float(positive_min_score)
 
     sources = _open_all(events, "events", columns, timestamp_unit)
-    say("validating %d events file(s)", len(sources))
+    log.info("validating %d events file(s)", len(sources))
     summary = _event_summary(sources, weights, default_event_weight, ref_ms)
     if summary["rows"] == 0:
         raise InputError(f"events {[s.path for s in sources]}: no rows; nothing to preprocess")
-    say("events: %d rows %s", summary["rows"], summary["by_type"])
+    log.info("events: %d rows %s", summary["rows"], summary["by_type"])
     ref_ms = int(summary["last_ms"]) if ref_ms is None else ref_ms
     if mode == "temporal":
         before = summary["first_ms"] < cutoff_ms
@@ -768,7 +770,7 @@ def preprocess_events(
         cutoff_ms if mode == "temporal" else None,
         pack=summary["packable"],
     )
-    say("scored %d (user, item) pairs", scored.height)
+    log.info("scored %d (user, item) pairs", scored.height)
     held = None
     if mode == "temporal":
         held = scored.filter("held").drop("held")
@@ -793,7 +795,7 @@ def preprocess_events(
             "lower them"
         )
     filtered = pairs.filter(pl.Series(keep)).with_columns(user=users_idx, item=items_idx)
-    say("activity filters: %s", filt)
+    log.info("activity filters: %s", filt)
     before_filters = {  # counted now, so the unfiltered frames can go (peak memory)
         "scored_pairs": scored.height,
         "merged_event_rows": summary["rows"] - scored.height,
@@ -824,7 +826,7 @@ def preprocess_events(
             half_life_days,
             pack=eval_summary["packable"],
         )
-    say("held-out pairs scored: %d (split mode %s)", held.height, mode)
+    log.info("held-out pairs scored: %d (split mode %s)", held.height, mode)
     held_rows = held.height
     held = held.filter(pl.col("score") > minimum)
     below = held_rows - held.height
@@ -844,7 +846,7 @@ def preprocess_events(
             }[mode]
         )
     valid, test = split_eval(fresh, valid_fraction, seed)
-    say("train %d, validation %d, test %d pairs", train.height, valid.height, test.height)
+    log.info("train %d, validation %d, test %d pairs", train.height, valid.height, test.height)
     evaluated = np.zeros(len(user_ids), bool)
     evaluated[fresh["user"].to_numpy()] = True
     users = pl.DataFrame(
@@ -862,7 +864,7 @@ def preprocess_events(
         social, social_stats = _social(
             _open_all(follows, "follows", columns, timestamp_unit), user_ids
         )
-    say("social edges: %d", social.height)
+    log.info("social edges: %d", social.height)
     item_sources = _open_all(items, "items", columns, timestamp_unit) if items else None
     item_table, item_stats = _items(item_sources, item_ids)
 
@@ -908,11 +910,10 @@ def preprocess_events(
         "valid_fraction": float(valid_fraction),
         "seed": int(seed),
     }
-    if log:
-        for key, value in stats.items():
-            study = STUDY_COUNTS.get(key)
-            note = f" (study, SoundCloud: {study:,})" if study else ""
-            log.info("%s = %s%s", key, f"{value:,}" if isinstance(value, int) else value, note)
+    for key, value in stats.items():
+        study = STUDY_COUNTS.get(key)
+        note = f" (study, SoundCloud: {study:,})" if study else ""
+        log.info("%s = %s%s", key, f"{value:,}" if isinstance(value, int) else value, note)
     return Prepared(
         train=train,
         valid=valid,

@@ -39,9 +39,12 @@ from mp2v4rec.datasets.common import (
     SOCIAL_SCHEMA,
     USER_SCHEMA,
     Prepared,
+    check_fraction,
     cold_counts,
 )
 from mp2v4rec.io import InputError
+
+log = logging.getLogger(__name__)
 
 BIG, SMALL = "data/big_matrix.csv", "data/small_matrix.csv"
 SOCIAL, CATEGORIES = "data/social_network.csv", "data/item_categories.csv"
@@ -336,15 +339,26 @@ def item_table(categories: pl.DataFrame, item_ids: np.ndarray, member: str) -> t
 
 
 def _check_params(positive_threshold: float, valid_fraction: float) -> None:
-    if not np.isfinite(positive_threshold):
-        raise InputError(f"positive_threshold={positive_threshold} must be a finite number")
-    if not 0.0 <= valid_fraction < 1.0:
-        raise InputError(f"valid_fraction={valid_fraction} must be in [0, 1)")
+    if not (np.isfinite(positive_threshold) and positive_threshold > 0):
+        raise InputError(
+            f"preprocess.positive_threshold={positive_threshold} must be a number > 0: watch "
+            "ratios are >= 0, so a threshold <= 0 makes every watched video a positive"
+        )
+    check_fraction("preprocess.valid_fraction", valid_fraction)
 
 
-def _log_stats(log: logging.Logger | None, stats: dict) -> None:
-    if log is None:
-        return
+def _check_not_empty(archive: str, members: dict, big: MatrixScan, small: MatrixScan) -> None:
+    """Refuse a matrix member without rows: the train history or the evaluation block would be
+    silently empty."""
+    for key, scan, role in ((BIG, big, "train history"), (SMALL, small, "evaluation block")):
+        if scan.rows == 0:
+            raise InputError(
+                f"{archive}: {members[key]} has a header but no rows, so the {role} would be "
+                "empty; use the complete KuaiRec 2.0 archive (download it again)"
+            )
+
+
+def _log_stats(stats: dict) -> None:
     for key, value in stats.items():
         study = STUDY_COUNTS.get(key)
         note = f" (study, real KuaiRec: {study:,})" if study is not None else ""
@@ -357,7 +371,6 @@ def preprocess_kuairec(
     positive_threshold: float = 2.0,
     valid_fraction: float = 0.2,
     seed: int = 0,
-    log: logging.Logger | None = None,
 ) -> Prepared:
     """Read the KuaiRec 2.0 zip and build the prepared tables (see the module docstring)."""
     _check_params(positive_threshold, valid_fraction)
@@ -367,12 +380,11 @@ def preprocess_kuairec(
             members = {
                 key: find_member(zf, archive, key) for key in (BIG, SMALL, SOCIAL, CATEGORIES)
             }
-            if log:
-                log.info("reading %s from %s", members[BIG], archive)
+            log.info("reading %s from %s", members[BIG], archive)
             big = scan_matrix(zf, members[BIG], positive_threshold)
-            if log:
-                log.info("big matrix: %d rows, %d positives", big.rows, big.positives.height)
+            log.info("big matrix: %d rows, %d positives", big.rows, big.positives.height)
             small = scan_matrix(zf, members[SMALL], 0.0)  # every row: the observed block
+            _check_not_empty(archive, members, big, small)
             social = read_member(zf, members[SOCIAL], SOCIAL_DTYPES, ("user_id",))
             categories = read_member(zf, members[CATEGORIES], CATEGORY_DTYPES, ("video_id",))
     except FileNotFoundError as exc:
@@ -397,6 +409,14 @@ def preprocess_kuairec(
     eval_pairs, eval_duplicates = interactions(small_positives, user_ids, item_ids)
     fresh = eval_pairs.join(train, on=["user", "item"], how="anti")  # known positives: dropped
     in_train, eval_pairs = eval_pairs.height - fresh.height, fresh
+    for table, member, what in ((train, BIG, "train"), (eval_pairs, SMALL, "held-out")):
+        if not table.height:
+            raise InputError(
+                f"{archive}: no {what} positive: no row of {members[member]} has watch_ratio >= "
+                f"preprocess.positive_threshold={positive_threshold}"
+                + (" that is not already a train positive" if member == SMALL else "")
+                + "; lower the threshold or check the archive"
+            )
     valid, test = split_eval(eval_pairs, valid_fraction, seed)
     social_df, social_counts = social_edges(social, user_ids, f"{archive}: {members[SOCIAL]}")
 
@@ -433,7 +453,7 @@ def preprocess_kuairec(
         "valid_fraction": float(valid_fraction),
         "seed": int(seed),
     }
-    _log_stats(log, stats)
+    _log_stats(stats)
     return Prepared(
         train=train,
         valid=valid,
