@@ -1,14 +1,17 @@
 """Rule ablation_table: the grid's cells, mean +- std over seeds, as a table and a figure."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.ablation import ablation_summary, cell_metrics
-from mp2v4rec.io import script_logger, write_tsv
+from mp2v4rec.io import run_rule, write_tsv
 from mp2v4rec.plots import plot_ablation
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "ablation_table")
     p = smk.params
     tables = [pl.read_csv(path, separator="\t") for path in smk.input]
     cells = cell_metrics(tables, p.variants, p.axes)
@@ -21,4 +24,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

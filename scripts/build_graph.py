@@ -1,13 +1,16 @@
 """Rule build_graph: CSR adjacency per relation from the train interactions and friendships."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.graph import build_graph, save_graph
-from mp2v4rec.io import count_rows, script_logger
+from mp2v4rec.io import count_rows, run_rule
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "build_graph")
     graph = build_graph(
         pl.read_parquet(smk.input.train),
         pl.read_parquet(smk.input.social),
@@ -22,4 +25,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

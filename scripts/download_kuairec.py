@@ -1,11 +1,14 @@
 """Rule download_kuairec: fetch (or take the user's local copy of) KuaiRec.zip, verified."""
 
+import logging
+
 from mp2v4rec.download import fetch_archive
-from mp2v4rec.io import script_logger
+from mp2v4rec.io import run_rule
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "download_kuairec")
     d = smk.params.download
     fetch_archive(
         d["urls"],
@@ -15,10 +18,9 @@ def main(smk):
         local_path=smk.params.archive,
         retries=d["retries"],
         timeout=d["timeout"],
-        log=log,
     )
     log.info("verified %s", smk.output[0])
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

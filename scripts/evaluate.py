@@ -1,14 +1,17 @@
 """Rule evaluate: accuracy and beyond-accuracy per split and activity cohort, with CIs."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.embed import load_embeddings
 from mp2v4rec.evaluation import default_protocol, evaluate_run, for_users
-from mp2v4rec.io import script_logger, write_parquet, write_tsv
+from mp2v4rec.io import run_rule, write_parquet, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "evaluate")
     p = smk.params
     item_vectors = reference = None
     score = "neighbours"  # UserKNN scores lists without embeddings
@@ -40,4 +43,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

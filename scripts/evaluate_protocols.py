@@ -1,16 +1,19 @@
 """Rule evaluate_protocols: a run under other candidate sets and score functions, graded NDCG and
 AUC / GAUC on the observed block."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.embed import load_embeddings
 from mp2v4rec.evaluation import evaluate_protocols
-from mp2v4rec.io import script_logger, write_tsv
+from mp2v4rec.io import run_rule, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "evaluate_protocols")
     p, proto = smk.params, smk.params.protocols
     user_vectors, item_vectors, native = load_embeddings(smk.input.embeddings)
     table = evaluate_protocols(
@@ -47,4 +50,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

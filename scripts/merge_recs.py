@@ -1,13 +1,16 @@
 """Rule merge_recs: the top-K lists of every user block as one table."""
 
+import logging
+
 import polars as pl
 
-from mp2v4rec.io import script_logger, write_parquet
+from mp2v4rec.io import run_rule, write_parquet
 from mp2v4rec.recommend import merge_recs
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "merge_recs")
     recs = merge_recs(
         [pl.read_parquet(path) for path in smk.input.blocks],
         pl.read_parquet(smk.input.evaluated)["user"].to_numpy(),
@@ -19,4 +22,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

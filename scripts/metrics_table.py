@@ -1,8 +1,12 @@
 """Rule metrics_table: every run's metrics, under every protocol, in one tidy table."""
 
+import logging
+
 import polars as pl
 
-from mp2v4rec.io import script_logger, write_tsv
+from mp2v4rec.io import run_rule, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def read(path, method, variant):
@@ -12,7 +16,6 @@ def read(path, method, variant):
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "metrics_table")
     runs = smk.params.runs
     tables = [read(path, m, v) for path, (m, v) in zip(smk.input.metrics, runs, strict=True)]
     for path in smk.input.protocols:  # metrics/{method}/{variant}.protocols.tsv
@@ -24,4 +27,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

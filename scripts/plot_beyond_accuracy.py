@@ -4,12 +4,11 @@ import polars as pl
 
 from mp2v4rec.beyond import lorenz_curve
 from mp2v4rec.evaluation import split_lists
-from mp2v4rec.io import count_rows, script_logger
+from mp2v4rec.io import count_rows, run_rule
 from mp2v4rec.plots import plot_cohorts, plot_distributions, plot_lorenz
 
 
 def main(smk):
-    script_logger(smk.log[0], "plot_beyond_accuracy")
     p, out = smk.params, smk.output
     per_user = {r: pl.read_parquet(f) for r, f in zip(p.runs, smk.input.per_user, strict=True)}
     plot_distributions(
@@ -41,4 +40,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

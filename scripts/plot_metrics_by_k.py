@@ -2,15 +2,14 @@
 
 import polars as pl
 
-from mp2v4rec.io import script_logger
+from mp2v4rec.io import run_rule
 from mp2v4rec.plots import plot_metrics_by_k
 
 
 def main(smk):
-    script_logger(smk.log[0], "plot_metrics_by_k")
     table = pl.read_csv(smk.input[0], separator="\t")
     plot_metrics_by_k(table, smk.output[0], split=smk.params.split)
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -3,12 +3,11 @@
 import polars as pl
 
 from mp2v4rec.embed import load_embeddings
-from mp2v4rec.io import script_logger
+from mp2v4rec.io import run_rule
 from mp2v4rec.plots import plot_pca
 
 
 def main(smk):
-    script_logger(smk.log[0], "plot_pca")
     vectors = {m: load_embeddings(smk.input[m])[1] for m in smk.params.methods}
     categories = pl.read_parquet(smk.input.item_table)["category"].to_numpy()
     plot_pca(
@@ -21,4 +20,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -2,12 +2,11 @@
 
 import polars as pl
 
-from mp2v4rec.io import script_logger
+from mp2v4rec.io import run_rule
 from mp2v4rec.plots import plot_training_curves
 
 
 def main(smk):
-    script_logger(smk.log[0], "plot_training_curves")
     curves = {
         m: pl.read_csv(f, separator="\t")
         for m, f in zip(smk.params.methods, smk.input, strict=True)
@@ -16,4 +15,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

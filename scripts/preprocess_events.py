@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mp2v4rec.datasets.events import preprocess_events
-from mp2v4rec.io import script_logger
+from mp2v4rec.io import run_rule
 
 INPUT_NAMES = {
     "events": "events",
@@ -14,17 +14,14 @@ INPUT_NAMES = {
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "preprocess_events")
     tables = {}
     for table, name in INPUT_NAMES.items():
         if name in smk.input.keys():
             files = smk.input[name]
             tables[table] = [files] if isinstance(files, str) else list(files)
-    prepared = preprocess_events(
-        **tables, columns=smk.params.columns, **smk.params.preprocess, log=log
-    )
+    prepared = preprocess_events(**tables, columns=smk.params.columns, **smk.params.preprocess)
     prepared.write(Path(smk.output.train).parent)
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

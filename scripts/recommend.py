@@ -1,16 +1,19 @@
 """Rule recommend: top-K items by embedding score for one block of the evaluated users, one
 list per held-out split (train items and the other split's positives masked)."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.embed import load_embeddings
-from mp2v4rec.io import script_logger, write_parquet
+from mp2v4rec.io import run_rule, write_parquet
 from mp2v4rec.recommend import embedding_scorer, split_recs, user_block
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "recommend")
     p = smk.params
     user_vectors, item_vectors, score = load_embeddings(smk.input.embeddings)
     users = user_block(  # this job's block of the evaluated users
@@ -27,11 +30,10 @@ def main(smk):
         k=p.k,
         mask_seen=p.mask_seen,
         chunk_size=p.chunk_size,
-        log=log,
     )
     log.info("%d users, %d recommendations (%s score)", users.size, recs.height, score)
     write_parquet(recs, smk.output[0])
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

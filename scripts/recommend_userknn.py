@@ -5,12 +5,11 @@ import polars as pl
 
 from mp2v4rec.baselines.userknn import userknn_scorer
 from mp2v4rec.datasets.common import SPLITS
-from mp2v4rec.io import count_rows, script_logger, write_parquet
+from mp2v4rec.io import count_rows, run_rule, write_parquet
 from mp2v4rec.recommend import split_recs, user_block
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "recommend_userknn")
     p, s = smk.params, smk.params.settings
     n_users, n_items = count_rows(smk.input.user_table), count_rows(smk.input.item_table)
     train = pl.read_parquet(smk.input.train)
@@ -28,10 +27,9 @@ def main(smk):
         k=p.k,
         mask_seen=p.mask_seen,
         chunk_size=s["chunk_size"],
-        log=log,
     )
     write_parquet(recs, smk.output[0])
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -1,14 +1,16 @@
 """Rule search_report: the selected cell's metrics (test reported, chosen on validation)."""
 
 import json
+import logging
 
 import polars as pl
 
-from mp2v4rec.io import script_logger, write_tsv
+from mp2v4rec.io import run_rule, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "search_report")
     winner = json.loads(open(smk.input.best).read())
     table = pl.read_csv(smk.input.metrics, separator="\t").select(
         pl.lit(winner["method"]).alias("method"),
@@ -20,4 +22,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -1,14 +1,17 @@
 """Checkpoint search_select: pick the grid cell with the best validation metric."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.ablation import cell_metrics, select_best
 from mp2v4rec.config import parse_variant
-from mp2v4rec.io import script_logger, write_json, write_tsv
+from mp2v4rec.io import run_rule, write_json, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "search_select")
     p = smk.params
     axes = list(parse_variant(p.variants[0]))
     tables = [pl.read_csv(path, separator="\t") for path in smk.input]
@@ -33,4 +36,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

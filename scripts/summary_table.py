@@ -1,14 +1,17 @@
 """Rule summary_table: headline test metrics with CIs and paired tests against the best
 baseline (chosen on validation)."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.evaluation import summary_table
-from mp2v4rec.io import script_logger, write_tsv
+from mp2v4rec.io import run_rule, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "summary_table")
     p = smk.params
     tables = {
         r: pl.read_csv(f, separator="\t") for r, f in zip(p.runs, smk.input.metrics, strict=True)
@@ -22,4 +25,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -4,11 +4,10 @@ import polars as pl
 
 from mp2v4rec.baselines.ials import train_ials
 from mp2v4rec.embed import save_embeddings
-from mp2v4rec.io import count_rows, script_logger, write_tsv
+from mp2v4rec.io import count_rows, run_rule, write_tsv
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "train_ials")
     s = {k: v for k, v in smk.params.settings.items() if k != "kind"}
     users, items, curve = train_ials(
         pl.read_parquet(smk.input.train),
@@ -18,11 +17,10 @@ def main(smk):
         **s,
         threads=smk.threads,
         k=smk.params.k,
-        log=log,
     )
     save_embeddings(smk.output.embeddings, users, items, "dot")
     write_tsv(curve, smk.output.curve)
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -1,14 +1,17 @@
 """Rule train_reference: popularity and random baselines in the embeddings contract."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.baselines.reference import popularity_embeddings, random_embeddings
 from mp2v4rec.embed import save_embeddings
-from mp2v4rec.io import count_rows, script_logger
+from mp2v4rec.io import count_rows, run_rule
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "train_reference")
     s = smk.params.settings
     n_users = count_rows(smk.input.user_table)
     n_items = count_rows(smk.input.item_table)
@@ -21,4 +24,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -1,13 +1,16 @@
 """Rules train_mp2v and train_w2v: skip-gram on walks or watch sequences, best epoch kept."""
 
+import logging
+
 import polars as pl
 
 from mp2v4rec.embed import fit_skipgram_method, init_vectors, load_embeddings, save_embeddings
-from mp2v4rec.io import count_rows, script_logger, write_tsv
+from mp2v4rec.io import count_rows, run_rule, write_tsv
+
+log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
-    log = script_logger(smk.log[0], f"train_{smk.params.kind}")
     params = dict(smk.params.train)
     score = params.pop("score")
     init = None
@@ -28,7 +31,6 @@ def main(smk):
         validation_k=validation["k"],
         workers=smk.threads,
         init=init,
-        log=log,
     )
     log.info("users with a vector: %d/%d", int((users != 0).any(axis=1).sum()), len(users))
     log.info("items with a vector: %d/%d", int((items != 0).any(axis=1).sum()), len(items))
@@ -37,4 +39,4 @@ def main(smk):
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

@@ -4,11 +4,10 @@ import polars as pl
 
 from mp2v4rec.baselines.ultragcn import UltraGCNConfig, train_ultragcn
 from mp2v4rec.embed import save_embeddings
-from mp2v4rec.io import count_rows, script_logger, write_tsv
+from mp2v4rec.io import count_rows, run_rule, write_tsv
 
 
 def main(smk):
-    log = script_logger(smk.log[0], "train_ultragcn")
     s = {k: v for k, v in smk.params.settings.items() if k != "kind"}
     s["lambda_"] = s.pop("lambda")
     users, items, curve = train_ultragcn(
@@ -17,11 +16,10 @@ def main(smk):
         count_rows(smk.input.item_table),
         pl.read_parquet(smk.input.valid),
         UltraGCNConfig(**s, k=smk.params.k),
-        log=log,
     )
     save_embeddings(smk.output.embeddings, users, items, "dot")
     write_tsv(curve, smk.output.curve)
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821
+    run_rule(main, snakemake)  # noqa: F821

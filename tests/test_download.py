@@ -152,8 +152,8 @@ def test_malformed_expected_md5_is_rejected_before_download(tmp_path, server):
 
 def test_plain_download(tmp_path, server, caplog):
     dest = tmp_path / "res" / "KuaiRec.zip"
-    with caplog.at_level(logging.INFO, logger="dl"):
-        fetch([server.url], dest, log=logging.getLogger("dl"))
+    with caplog.at_level(logging.INFO, logger="mp2v4rec.download"):
+        fetch([server.url], dest)
     assert_verified(dest)
     assert md5sum(dest) == MD5
     assert server.ranges == [None]

@@ -95,12 +95,11 @@ def test_chunk_rows_are_capped_by_the_score_budget(gaussian, monkeypatch, caplog
     users = np.arange(40)
     ref = recommend_top_k(U, V, users, k=10, seen=seen)
     monkeypatch.setattr("mp2v4rec.recommend.MAX_CHUNK_CELLS", 3 * 300 + 299)  # 3 rows of 300
-    log = logging.getLogger("test_recommend.chunks")
-    with caplog.at_level(logging.INFO, logger=log.name):
-        got = recommend_top_k(U, V, users, k=10, seen=seen, chunk_size=2048, log=log)
+    with caplog.at_level(logging.INFO, logger="mp2v4rec.recommend"):
+        got = recommend_top_k(U, V, users, k=10, seen=seen, chunk_size=2048)
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_allclose(got[1], ref[1], rtol=1e-6, atol=1e-7)
-    done = [r.args[0] for r in caplog.records if r.name == log.name]  # users scored so far
+    done = [r.args[0] for r in caplog.records if r.name == "mp2v4rec.recommend"]  # so far
     assert done == [*range(3, 40, 3), 40]
 
 
@@ -220,9 +219,8 @@ def test_seen_matrix():
 
 def test_progress_is_logged(gaussian, caplog):
     U, V, _ = gaussian
-    log = logging.getLogger("test_recommend")
-    with caplog.at_level(logging.INFO, logger="test_recommend"):
-        recommend_top_k(U, V, np.arange(40), k=3, chunk_size=16, log=log)
+    with caplog.at_level(logging.INFO, logger="mp2v4rec.recommend"):
+        recommend_top_k(U, V, np.arange(40), k=3, chunk_size=16)
     assert [r.getMessage() for r in caplog.records] == [
         "recommend: 16/40 users scored",
         "recommend: 32/40 users scored",

@@ -184,10 +184,8 @@ def test_shards_concatenate_to_unsharded_file(graph, tmp_path, start):
 def test_text_format_parses_back(graph, tmp_path, caplog):
     kw = {"walk_length": 10, "walks_per_node": 2, "sampling": "uniform", "seed": 4, "start": "all"}
     path = tmp_path / "walks.txt"
-    with caplog.at_level(logging.INFO, logger="walks-test"):
-        stats = write_walks(
-            graph, path, metapath=UUV, chunk_starts=7, log=logging.getLogger("walks-test"), **kw
-        )
+    with caplog.at_level(logging.INFO, logger="mp2v4rec.walks"):
+        stats = write_walks(graph, path, metapath=UUV, chunk_starts=7, **kw)
     assert sum("start nodes" in r.message for r in caplog.records) == 1 + 10  # prepare + chunks
     text = path.read_text()
     assert text.endswith("\n")

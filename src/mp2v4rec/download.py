@@ -24,6 +24,8 @@ from pathlib import Path
 
 from mp2v4rec.io import InputError, atomic_path
 
+log = logging.getLogger(__name__)
+
 KUAIREC_URL = "https://zenodo.org/records/18164998/files/KuaiRec.zip"
 KUAIREC_SIZE = 431964858
 KUAIREC_MD5 = "261550d472c48eff4990fb13c0e5bcf7"
@@ -92,11 +94,6 @@ def _check_expected(size: int, md5: str) -> None:
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-
-def _log(log: logging.Logger | None, level: int, msg: str, *args: object) -> None:
-    if log is not None:
-        log.log(level, msg, *args)
 
 
 @contextlib.contextmanager
@@ -180,11 +177,9 @@ def _body_start(response, have: int, size: int, url: str, part: Path) -> int:
     return start
 
 
-def _log_progress(log, part: Path, have: int, size: int, got: int, seconds: float) -> None:
+def _log_progress(part: Path, have: int, size: int, got: int, seconds: float) -> None:
     rate = got / _MB / max(seconds, 1e-6)
-    _log(
-        log,
-        logging.INFO,
+    log.info(
         "%s: %.1f of %.1f MB (%.0f%%), %.2f MB/s",
         part.name,
         have / _MB,
@@ -194,7 +189,7 @@ def _log_progress(log, part: Path, have: int, size: int, got: int, seconds: floa
     )
 
 
-def _save_body(response, part: Path, start: int, size: int, log) -> None:
+def _save_body(response, part: Path, start: int, size: int) -> None:
     """Write the body to the part file at ``start``; raise _Truncated if it ends early."""
     length = _content_length(response)
     end = start + length if length is not None else size
@@ -209,47 +204,47 @@ def _save_body(response, part: Path, start: int, size: int, log) -> None:
             have += len(chunk)
             if time.monotonic() - last >= PROGRESS_SECONDS:
                 last = time.monotonic()
-                _log_progress(log, part, have, size, have - start, last - t0)
+                _log_progress(part, have, size, have - start, last - t0)
             if have > size:  # no length announced and the server sends too much
                 break
         with _local_io(part):
             fh.flush()
     finally:
         fh.close()
-    _log_progress(log, part, have, size, have - start, time.monotonic() - t0)
+    _log_progress(part, have, size, have - start, time.monotonic() - t0)
     if have < end:
         raise _Truncated(f"connection closed after {have} of {end} bytes")
 
 
-def _attempt(url: str, part: Path, size: int, timeout: float, log) -> None:
+def _attempt(url: str, part: Path, size: int, timeout: float) -> None:
     """One request: append to (206) or rewrite (200) the part file; 416 leaves it to verify."""
     have = _size_of(part)
     if have:
-        _log(log, logging.INFO, "resuming %s at byte %d", url, have)
+        log.info("resuming %s at byte %d", url, have)
     try:
         response = urllib.request.urlopen(_request(url, have), timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and have:  # nothing after our offset: complete, or not our file
-            _log(log, logging.INFO, "%s: HTTP 416 at byte %d, verifying what we have", url, have)
+            log.info("%s: HTTP 416 at byte %d, verifying what we have", url, have)
             return
         raise
     with response:
         start = _body_start(response, have, size, url, part)
-        _save_body(response, part, start, size, log)
+        _save_body(response, part, start, size)
 
 
 # --- one URL, many attempts -----------------------------------------------------------------
 
 
-def _fetch_url(url: str, part: Path, size: int, retries: int, timeout: float, backoff, log):
+def _fetch_url(url: str, part: Path, size: int, retries: int, timeout: float, backoff):
     """Fill the part file from ``url``, retrying transient errors; raise the last failure."""
     failed = 0
-    _log(log, logging.INFO, "downloading %s -> %s", url, part)
+    log.info("downloading %s -> %s", url, part)
     while _size_of(part) < size:
         before = _size_of(part)
         try:
-            _attempt(url, part, size, timeout, log)
+            _attempt(url, part, size, timeout)
             return
         except _NETWORK_ERRORS as exc:
             if _size_of(part) > before:
@@ -258,9 +253,7 @@ def _fetch_url(url: str, part: Path, size: int, retries: int, timeout: float, ba
                 raise
             delay = backoff * 2**failed
             failed += 1
-            _log(
-                log,
-                logging.WARNING,
+            log.warning(
                 "%s: %s; retry %d of %d in %.1f s",
                 url,
                 _describe(exc),
@@ -271,7 +264,7 @@ def _fetch_url(url: str, part: Path, size: int, retries: int, timeout: float, ba
             time.sleep(delay)
 
 
-def _finish(part: Path, dest: Path, size: int, md5: str, url: str, log) -> None:
+def _finish(part: Path, dest: Path, size: int, md5: str, url: str) -> None:
     """Verify the finished part file and rename it to ``dest``, or delete it and raise."""
     problem = _mismatch(part, size, md5)
     if problem:
@@ -282,7 +275,7 @@ def _finish(part: Path, dest: Path, size: int, md5: str, url: str, log) -> None:
             "URL has changed or the expected size/md5 in the config is wrong."
         )
     os.replace(part, dest)
-    _log(log, logging.INFO, "%s verified (%d bytes, md5 %s)", dest, size, md5)
+    log.info("%s verified (%d bytes, md5 %s)", dest, size, md5)
 
 
 def _all_failed(
@@ -309,7 +302,7 @@ def _all_failed(
 # --- local archive --------------------------------------------------------------------------
 
 
-def _place_local(src: Path, dest: Path, size: int, md5: str, log) -> None:
+def _place_local(src: Path, dest: Path, size: int, md5: str) -> None:
     """Verify a user-supplied archive, then hard-link (or copy) it to ``dest`` atomically."""
     if not src.is_file():
         raise InputError(
@@ -332,7 +325,7 @@ def _place_local(src: Path, dest: Path, size: int, md5: str, log) -> None:
             with _local_io(tmp):
                 shutil.copyfile(src, tmp)
             how = "copied"
-    _log(log, logging.INFO, "%s verified and %s to %s", src, how, dest)
+    log.info("%s verified and %s to %s", src, how, dest)
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -348,7 +341,6 @@ def fetch_archive(
     retries: int = 5,
     timeout: float = 60.0,
     backoff: float = 1.0,
-    log: logging.Logger | None = None,
 ) -> None:
     """Put the archive at ``dest`` with exactly ``size`` bytes and MD5 ``md5``, or raise InputError.
 
@@ -361,18 +353,18 @@ def fetch_archive(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if local_path is not None:
-        _place_local(Path(local_path), dest, size, md5, log)
+        _place_local(Path(local_path), dest, size, md5)
         return
     part = dest.with_name(dest.name + ".part")
     failures: list[tuple[str, BaseException]] = []
     for url in urls:
         try:
-            _fetch_url(url, part, size, retries, timeout, backoff, log)
+            _fetch_url(url, part, size, retries, timeout, backoff)
         except _NETWORK_ERRORS as exc:
-            _log(log, logging.WARNING, "giving up on %s: %s", url, _describe(exc))
+            log.warning("giving up on %s: %s", url, _describe(exc))
             failures.append((url, exc))
             continue
-        _finish(part, dest, size, md5, url, log)
+        _finish(part, dest, size, md5, url)
         return
     if not failures:
         raise InputError(

@@ -36,6 +36,8 @@ from gensim.models.callbacks import CallbackAny2Vec
 
 from mp2v4rec.io import InputError, atomic_path, load_npz, save_npz
 
+log = logging.getLogger(__name__)
+
 SCORES = ("cosine", "dot")
 SKIPGRAM_SCORES = ("cosine", "dot", "context")  # how users meet items (see the module docstring)
 
@@ -49,8 +51,8 @@ class _EpochMonitor(CallbackAny2Vec):
     """Logs each epoch and, given ``on_epoch``, scores it and keeps the best epoch's input and
     context vectors."""
 
-    def __init__(self, log: logging.Logger | None, on_epoch: Callable | None):
-        self.log, self.on_epoch = log, on_epoch
+    def __init__(self, on_epoch: Callable | None):
+        self.on_epoch = on_epoch
         self.epoch, self.curve = 0, []
         self.best_score, self.best_vectors = -np.inf, None
         self.started = time.perf_counter()
@@ -64,8 +66,7 @@ class _EpochMonitor(CallbackAny2Vec):
                 self.best_score = score
                 self.best_vectors = (model.wv.vectors.copy(), model.syn1neg.copy())
         self.curve.append(row)
-        if self.log:
-            self.log.info("epoch %d/%d done: %s", self.epoch, model.epochs, row)
+        log.info("epoch %d/%d done: %s", self.epoch, model.epochs, row)
 
 
 def train_skipgram(
@@ -81,7 +82,6 @@ def train_skipgram(
     sample: float,
     ns_exponent: float,
     workers: int = 1,
-    log: logging.Logger | None = None,
     init: dict[str, np.ndarray] | None = None,
     on_epoch: Callable | None = None,
 ):
@@ -122,25 +122,23 @@ def train_skipgram(
         for token, vector in init.items():
             if token in model.wv.key_to_index:
                 model.wv.vectors[model.wv.key_to_index[token]] = vector
-    if log:
-        log.info(
-            "vocabulary %d tokens, corpus %d words; training %d epochs with %d workers",
-            len(model.wv),
-            model.corpus_total_words,
-            epochs,
-            workers,
-        )
+    log.info(
+        "vocabulary %d tokens, corpus %d words; training %d epochs with %d workers",
+        len(model.wv),
+        model.corpus_total_words,
+        epochs,
+        workers,
+    )
     model.train(
         corpus_file=str(corpus_file),
         total_examples=model.corpus_count,
         total_words=model.corpus_total_words,
         epochs=epochs,
-        callbacks=[monitor := _EpochMonitor(log, on_epoch)],
+        callbacks=[monitor := _EpochMonitor(on_epoch)],
     )
     if monitor.best_vectors is not None:
         model.wv.vectors[:], model.syn1neg[:] = monitor.best_vectors
-        if log:
-            log.info("kept epoch %d (valid %.4f)", _best_epoch(monitor.curve), monitor.best_score)
+        log.info("kept epoch %d (valid %.4f)", _best_epoch(monitor.curve), monitor.best_score)
     return model, monitor.curve
 
 
@@ -266,7 +264,6 @@ def fit_skipgram_method(
     validation_k: int = 100,
     workers: int = 1,
     init: dict[str, np.ndarray] | None = None,
-    log: logging.Logger | None = None,
 ):
     """Train MP2V (users from their own tokens) or W2V (users = mean of their train items) on
     the corpus shuffled with ``params["seed"]``; items are scored by ``score``
@@ -307,7 +304,7 @@ def fit_skipgram_method(
         on_epoch = lambda model: validator(*vectors(model), saved_score)  # noqa: E731
     with shuffled_corpus(corpus_file, params["seed"]) as shuffled:
         model, curve = train_skipgram(
-            shuffled, **params, workers=workers, log=log, init=init, on_epoch=on_epoch
+            shuffled, **params, workers=workers, init=init, on_epoch=on_epoch
         )
     users, items = vectors(model)
     return users, items, saved_score, pl.DataFrame(curve)

@@ -10,9 +10,10 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +80,46 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         ) from exc
 
 
-def script_logger(log_path: str | os.PathLike | None, name: str) -> logging.Logger:
-    """A logger writing timestamped lines to a rule's log file (and stderr)."""
-    logger = logging.getLogger(name)
+def run_rule(main: Callable[[Any], None], smk: Any) -> None:
+    """Run a rule script's ``main(snakemake)`` with the project's logging.
+
+    Every ``mp2v4rec`` logger (the library modules' and the scripts' ``mp2v4rec.rules``) writes
+    timestamped lines to the rule's log file, the file Snakemake points at when a job fails
+    (on a cluster the only one a user reads), and to stderr. Bad input (:class:`InputError`)
+    is reported once, as its message alone (no traceback of the library error behind it), and
+    the script exits 1; any other exception is a bug and keeps its traceback, in the log too.
+    """
+    logger = logging.getLogger("mp2v4rec")
+    saved = logger.level, logger.propagate, list(logger.handlers)
     logger.setLevel(logging.INFO)
-    logger.handlers.clear()
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    logger.propagate = False
+    for handler in saved[2]:
+        logger.removeHandler(handler)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    log_path = smk.log[0] if len(smk.log) else None
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in handlers:
         handler.setFormatter(fmt)
         logger.addHandler(handler)
-    return logger
+    try:
+        main(smk)
+    except InputError as err:
+        logger.error("%s", err)
+        sys.exit(1)
+    except Exception:
+        logger.exception("unexpected error (a bug, not bad input; please report it with this log)")
+        sys.exit(1)
+    finally:  # as it was (a script runs once per process; tests call this repeatedly)
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        for handler in saved[2]:
+            logger.addHandler(handler)
 
 
 def count_rows(path: str | os.PathLike) -> int:

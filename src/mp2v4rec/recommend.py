@@ -26,6 +26,8 @@ import scipy.sparse as sp
 
 from mp2v4rec.io import InputError
 
+log = logging.getLogger(__name__)
+
 SCORES = ("cosine", "dot")
 MAX_CHUNK_CELLS = 1 << 24  # scores per chunk (float32 scores + int64 argpartition indices)
 Scorer = Callable[[np.ndarray], np.ndarray]  # user indices -> writable scores [users, columns]
@@ -254,7 +256,6 @@ def rank_users(
     fallback: Fallback | None = None,
     candidates: np.ndarray | None = None,
     chunk_size: int = 2048,
-    log: logging.Logger | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Top-``k`` items of each of ``users`` by ``scorer``, best first, once per mask of
     ``exclude``: the scores are computed once per chunk of users, and the list for
@@ -313,7 +314,7 @@ def rank_users(
             idx[vals == -np.inf] = -1  # masked slots: the user has fewer than k allowed items
             items[start : start + chunk.size, :kk] = idx
             scores[start : start + chunk.size, :kk] = vals
-        if log is not None:
+        if users.size > rows_per_chunk:  # progress of a long job (not of a one-chunk call)
             log.info("recommend: %d/%d users scored", start + chunk.size, users.size)
     return out
 
@@ -327,7 +328,6 @@ def recommend_top_k(
     score: str = "cosine",
     seen: sp.csr_matrix | None = None,
     chunk_size: int = 2048,
-    log: logging.Logger | None = None,
     item_bias: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
     fallback: Fallback | None = None,
@@ -353,7 +353,6 @@ def recommend_top_k(
         fallback=fallback,
         candidates=cols,
         chunk_size=chunk_size,
-        log=log,
     )
     return lists
 
@@ -370,7 +369,6 @@ def split_recs(
     k: int,
     mask_seen: bool = True,
     chunk_size: int = 2048,
-    log: logging.Logger | None = None,
 ) -> pl.DataFrame:
     """Every user's list for each of ``splits`` as one table (split, user, rank, item, score):
     with ``mask_seen``, the train items and the pairs of the other ``held_out`` splits are
@@ -391,7 +389,6 @@ def split_recs(
         exclude=list(masks.values()),
         fallback=popularity_fallback(train, n_users, n_items),
         chunk_size=chunk_size,
-        log=log,
     )
     users = np.asarray(users).astype(np.int32)
     return pl.concat(

@@ -28,6 +28,8 @@ from numba import njit, prange
 from mp2v4rec.graph import RELATIONS, check_graph, node_count, validate_metapath
 from mp2v4rec.io import InputError, atomic_path
 
+log = logging.getLogger(__name__)
+
 SAMPLING = ("uniform", "weighted")
 STARTS = ("users", "all")
 
@@ -418,7 +420,6 @@ def write_walks(
     n_shards: int = 1,
     threads: int = 1,
     chunk_starts: int = 65536,
-    log: logging.Logger | None = None,
 ) -> dict:
     """Write this shard's walks to ``path`` as LineSentence text (``u12 i7 u3 ...``), atomically.
 
@@ -440,17 +441,16 @@ def write_walks(
             n_shards=n_shards,
         )
     n_total = plan.hi - plan.lo
-    if log is not None:
-        log.info(
-            "walks: shard %d/%d, start nodes %d..%d, metapath %s, %s sampling, prepared in %.2f s",
-            shard,
-            n_shards,
-            plan.lo,
-            plan.hi - 1,
-            "-".join(metapath),
-            sampling,
-            time.perf_counter() - t0,
-        )
+    log.info(
+        "walks: shard %d/%d, start nodes %d..%d, metapath %s, %s sampling, prepared in %.2f s",
+        shard,
+        n_shards,
+        plan.lo,
+        plan.hi - 1,
+        "-".join(metapath),
+        sampling,
+        time.perf_counter() - t0,
+    )
     rows = min(chunk_starts, max(n_total, 1)) * walks_per_node
     out = np.empty((rows, walk_length), dtype=np.int32)
     lengths = np.empty(rows, dtype=np.int32)
@@ -475,18 +475,17 @@ def write_walks(
             walks += int(kept.sum())
             tokens += int(ln[kept].sum(dtype=np.int64))
             dropped += int(n - kept.sum())
-            if log is not None:
-                done = first + n_starts - plan.lo
-                rate = (tokens - walks) / max(time.perf_counter() - t0, 1e-9)
-                log.info(
-                    "walks: %d/%d start nodes, %d walks, %d tokens, %d dropped, %.2fM steps/s",
-                    done,
-                    n_total,
-                    walks,
-                    tokens,
-                    dropped,
-                    rate / 1e6,
-                )
+            done = first + n_starts - plan.lo
+            rate = (tokens - walks) / max(time.perf_counter() - t0, 1e-9)
+            log.info(
+                "walks: %d/%d start nodes, %d walks, %d tokens, %d dropped, %.2fM steps/s",
+                done,
+                n_total,
+                walks,
+                tokens,
+                dropped,
+                rate / 1e6,
+            )
     seconds = time.perf_counter() - t0
     return {
         "walks": walks,

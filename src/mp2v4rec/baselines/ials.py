@@ -26,6 +26,8 @@ from mp2v4rec.io import InputError
 from mp2v4rec.recommend import seen_matrix
 from mp2v4rec.validation import Validator
 
+log = logging.getLogger(__name__)
+
 
 def confidence_matrix(
     train: pl.DataFrame, n_users: int, n_items: int, alpha: float, binary: bool = False
@@ -50,7 +52,6 @@ def train_ials(
     threads: int = 1,
     k: int = 100,
     binary: bool = False,
-    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     """Fit iALS; return ``(user_vectors, item_vectors, curve)`` of the best iteration (dot score).
 
@@ -96,16 +97,15 @@ def train_ials(
             curve.append((iteration + 1, float("nan") if loss is None else float(loss), recall))
             if not use_valid or recall > best["recall"]:
                 best.update(recall=recall, U=U.copy(), V=V.copy())
-            if log:
-                log.info(
-                    "ials iteration %d/%d (%.1fs): loss %.5g, valid recall@%d %.5f",
-                    iteration + 1,
-                    iterations,
-                    elapsed,
-                    curve[-1][1],
-                    k,
-                    recall,
-                )
+            log.info(
+                "ials iteration %d/%d (%.1fs): loss %.5g, valid recall@%d %.5f",
+                iteration + 1,
+                iterations,
+                elapsed,
+                curve[-1][1],
+                k,
+                recall,
+            )
 
         model.fit(C, show_progress=False, callback=on_iteration)
     frame = pl.DataFrame(

@@ -43,6 +43,8 @@ from mp2v4rec.io import InputError
 from mp2v4rec.recommend import seen_matrix
 from mp2v4rec.validation import Validator
 
+log = logging.getLogger(__name__)
+
 L2_SCOPES = ("batch", "all")
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 
@@ -363,7 +365,6 @@ def train_ultragcn(
     n_items: int,
     valid: pl.DataFrame | None,
     cfg: UltraGCNConfig | None = None,
-    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     """Train UltraGCN; return ``(user_vectors, item_vectors, curve)`` of the best epoch.
 
@@ -392,14 +393,13 @@ def train_ultragcn(
     V = (rng.standard_normal((n_items, cfg.dim)) * cfg.init_std).astype(np.float32)
     gU, gV = np.zeros_like(U), np.zeros_like(V)
     state = [np.zeros_like(x) for x in (U, U, V, V)]  # Adam m, v for users then items
-    if log:
-        log.info(
-            "ultragcn: %d users, %d items, %d train pairs; %s",
-            n_users,
-            n_items,
-            n_pairs,
-            asdict(cfg),
-        )
+    log.info(
+        "ultragcn: %d users, %d items, %d train pairs; %s",
+        n_users,
+        n_items,
+        n_pairs,
+        asdict(cfg),
+    )
 
     best = (-np.inf, 0, U.copy(), V.copy())
     curve, step, best_step = [], 0, 0
@@ -423,20 +423,18 @@ def train_ultragcn(
             raise InputError(f"ultragcn diverged at epoch {epoch} (loss {total}); lower lr")
         recall = validator(U, V, "dot") if use_valid else float("nan")
         curve.append((epoch, total / n_pairs, recall))
-        if log:
-            log.info(
-                "ultragcn epoch %d/%d: loss %.5f, valid recall@%d %.5f",
-                epoch,
-                cfg.epochs,
-                total / n_pairs,
-                cfg.k,
-                recall,
-            )
+        log.info(
+            "ultragcn epoch %d/%d: loss %.5f, valid recall@%d %.5f",
+            epoch,
+            cfg.epochs,
+            total / n_pairs,
+            cfg.k,
+            recall,
+        )
         if not use_valid or recall > best[0]:
             best, best_step = (recall, epoch, U.copy(), V.copy()), step
         elif step - best_step >= cfg.patience_steps:
-            if log:
-                log.info("ultragcn: early stop; best epoch %d (recall %.5f)", best[1], best[0])
+            log.info("ultragcn: early stop; best epoch %d (recall %.5f)", best[1], best[0])
             break
     frame = pl.DataFrame(
         curve,

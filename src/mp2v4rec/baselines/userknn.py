@@ -21,6 +21,8 @@ import scipy.sparse as sp
 from mp2v4rec.io import InputError
 from mp2v4rec.recommend import Fallback, Scorer, _top_k, rank_users, seen_matrix
 
+log = logging.getLogger(__name__)
+
 
 def rating_matrix(
     train: pl.DataFrame,
@@ -109,7 +111,6 @@ def userknn_recommend(
     weighted: bool = False,
     chunk_size: int = 1024,
     fallback: Fallback | None = None,
-    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` items for each of ``users``, in ``recommend_top_k``'s format.
 
@@ -127,6 +128,5 @@ def userknn_recommend(
         seen=seen_matrix(train, n_users, n_items) if mask_seen else None,
         fallback=fallback,
         chunk_size=chunk_size,
-        log=log,
     )
     return lists
