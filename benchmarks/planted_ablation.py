@@ -10,8 +10,9 @@ every cell is generate -> preprocess -> graph -> walks -> skip-gram -> top-K (tr
 skip-gram settings are those of configs/demo.yaml's mp2v (length 15, 10 walks per user, dim 32,
 window 6, 6 negatives, 5 epochs), one gensim worker.
 
-The planted world (configs/demo.yaml's: 600 users x 900 items, 8 communities) is built so that
-a user's own history is a weak signal of their community and the two MP2V extensions can help:
+The planted world (600 users x 900 items, 8 communities; purpose-built, and not the demo's world,
+which is chosen for realism only) is built so that a user's own history is a weak signal of
+their community and the two MP2V extensions can help:
 
 - sparse histories (``interactions_per_user: 10``; an evaluated user keeps ~3 train positives)
   but every user lists ~10 friends, 90 % inside their community: the UUV social hop reaches
