@@ -17,7 +17,8 @@ Ratios: users = events / 100, items = events / 50 (at least 1,000 and 2,000), 10
 user. Walks: UUV metapath (follows as the social hop), weighted (R-MP2V), 10 walks of length 15
 per user. Train: gensim skip-gram, corpus_file, dim 32, window 6, 6 negatives, 1 epoch, 2
 workers. Recommend and evaluate: a fixed seeded sample of SAMPLE evaluated users, top-100 over
-the whole catalogue (exact, train items masked), all metrics and bootstrap CIs over the sample.
+the whole catalogue (exact, train items and the other split masked), all metrics and bootstrap
+CIs over the sample. Every stage runs the workflow's own job body (``mp2v4rec.jobs``).
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ SAMPLE = 20_000  # evaluated users recommended and evaluated (the study sampled 
 UUV = ["user_user", "user_item", "item_user"]
 WALK = dict(metapath=UUV, walk_length=15, walks_per_node=10, sampling="weighted", seed=0)
 SKIPGRAM = dict(dim=32, window=6, negative=6, epochs=1, alpha=0.025, min_alpha=1.0e-4, seed=0)
+SKIPGRAM |= dict(sample=1.0e-3, ns_exponent=0.75, score="cosine")
 KS = [1, 2, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
 THREADS = 2
+
+
+def held_out(d: Path) -> dict[str, Path]:
+    """The held-out split files of a size's work directory."""
+    return {split: d / f"data/{split}.parquet" for split in ("valid", "test")}
 
 
 def world(events: int) -> dict:
@@ -79,84 +86,91 @@ def preprocess(events: int, d: Path) -> dict:
 
 
 def graph(events: int, d: Path) -> dict:
-    from mp2v4rec.graph import build_graph, save_graph
-    from mp2v4rec.io import count_rows
+    from mp2v4rec.jobs import graph_job
 
-    g = build_graph(
-        pl.read_parquet(d / "data/train.parquet"),
-        pl.read_parquet(d / "data/social.parquet"),
-        count_rows(d / "data/users.parquet"),
-        count_rows(d / "data/items.parquet"),
+    tables = {t: d / f"data/{t}.parquet" for t in ("train", "social")}
+    return graph_job(
+        **tables,
+        user_table=d / "data/users.parquet",
+        item_table=d / "data/items.parquet",
+        output=d / "graph.npz",
         symmetric_social=False,  # follows are directed
     )
-    save_graph(g, d / "graph.npz")
-    return {k: int(v.size) for k, v in g.items() if k.endswith("_indices")}
 
 
 def walks(events: int, d: Path) -> dict:
-    from mp2v4rec.graph import load_graph
-    from mp2v4rec.walks import write_walks
+    from mp2v4rec.jobs import walk_job
 
-    return write_walks(load_graph(d / "graph.npz"), d / "walks.txt", **WALK, threads=THREADS)
+    return walk_job(
+        graph=d / "graph.npz",
+        output=d / "walks.txt",
+        walk=WALK,
+        shard=0,
+        n_shards=1,
+        threads=THREADS,
+    )
 
 
 def train(events: int, d: Path) -> dict:
-    from mp2v4rec.embed import fit_skipgram_method, save_embeddings
-    from mp2v4rec.io import count_rows
+    from mp2v4rec.jobs import skipgram_job
 
-    users, items, curve = fit_skipgram_method(
-        d / "walks.txt",
-        user_vectors_from="tokens",
-        train=pl.read_parquet(d / "data/train.parquet"),
-        valid=None,
-        n_users=count_rows(d / "data/users.parquet"),
-        n_items=count_rows(d / "data/items.parquet"),
+    curve = skipgram_job(
+        corpus=d / "walks.txt",
+        **{t: d / f"data/{t}.parquet" for t in ("train", "valid")},
+        user_table=d / "data/users.parquet",
+        item_table=d / "data/items.parquet",
+        embeddings=d / "embeddings.npz",
+        curve=d / "curve.tsv",
+        kind="mp2v",
         params=SKIPGRAM,
-        workers=THREADS,
+        validation={"keep_best_epoch": False, "k": max(KS)},
+        threads=THREADS,
     )
-    save_embeddings(d / "embeddings.npz", users, items)
-    return {"vectors": len(users) + len(items)}
+    return {"epochs": curve.height}
 
 
 def recommend(events: int, d: Path) -> dict:
-    from mp2v4rec.embed import load_embeddings
+    from mp2v4rec.evaluation import evaluated_users
     from mp2v4rec.io import write_parquet
-    from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+    from mp2v4rec.jobs import recommend_job
 
-    user_vectors, item_vectors, score = load_embeddings(d / "embeddings.npz")
-    users = pl.read_parquet(d / "data/users.parquet")
-    evaluated = users.filter("evaluated")["user"].to_numpy()
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(evaluated, min(SAMPLE, evaluated.size), replace=False))
-    seen = seen_matrix(pl.read_parquet(d / "data/train.parquet"), users.height, len(item_vectors))
-    items, scores = recommend_top_k(
-        user_vectors, item_vectors, sample, k=max(KS), score=score, seen=seen
+    sample = evaluated_users(pl.read_parquet(d / "data/users.parquet"), SAMPLE, seed=0)
+    write_parquet(pl.DataFrame({"user": sample}), d / "evaluated_users.parquet")
+    stats = recommend_job(
+        embeddings=d / "embeddings.npz",
+        train=d / "data/train.parquet",
+        evaluated=d / "evaluated_users.parquet",
+        held_out=held_out(d),
+        output=d / "recs.parquet",
+        k=max(KS),
+        mask_seen=True,
+        chunk_size=2048,
+        block=0,
+        n_blocks=1,
+        splits=["valid", "test"],
     )
-    write_parquet(recs_frame(sample.astype(np.int32), items, scores), d / "recs.parquet")
-    return {"sampled_users": int(sample.size), "evaluated_users": int(evaluated.size)}
+    return {"sampled_users": int(sample.size), **stats}
 
 
 def evaluate(events: int, d: Path) -> dict:
-    from mp2v4rec.embed import load_embeddings
-    from mp2v4rec.evaluation import evaluate_run
-    from mp2v4rec.io import write_tsv
+    from mp2v4rec.jobs import evaluate_job
 
-    recs = pl.read_parquet(d / "recs.parquet")
-    sample = recs.select("user").unique()
-    truths = {
-        split: pl.read_parquet(d / f"data/{split}.parquet").join(sample, on="user", how="semi")
-        for split in ("valid", "test")
-    }
-    table, _ = evaluate_run(
-        recs,
-        truths,
-        pl.read_parquet(d / "data/train.parquet"),
-        pl.read_parquet(d / "data/items.parquet"),
-        KS,
-        item_vectors=load_embeddings(d / "embeddings.npz")[1],
+    table = evaluate_job(
+        recs=d / "recs.parquet",
+        evaluated=d / "evaluated_users.parquet",
+        held_out=held_out(d),
+        train=d / "data/train.parquet",
+        item_table=d / "data/items.parquet",
+        embeddings=d / "embeddings.npz",
+        metrics=d / "metrics.tsv",
+        per_user=d / "per_user.parquet",
+        ks=KS,
+        splits=["valid", "test"],
         per_user_ks=[10, 100],
+        cold="exclude",
+        bootstrap=1000,
+        seed=0,
     )
-    write_tsv(table, d / "metrics.tsv")
     recall = table.filter(
         (pl.col("split") == "test") & (pl.col("cohort") == "all") & (pl.col("metric") == "recall")
     )
@@ -167,11 +181,11 @@ STAGES = {
     # stage -> (function, modules imported before the clock and the memory floor start)
     "generate": (generate, ["mp2v4rec.datasets.synthetic_events"]),
     "preprocess": (preprocess, ["mp2v4rec.datasets.events"]),
-    "graph": (graph, ["mp2v4rec.graph"]),
-    "walks": (walks, ["mp2v4rec.walks"]),
-    "train": (train, ["mp2v4rec.embed"]),
-    "recommend": (recommend, ["mp2v4rec.embed", "mp2v4rec.recommend"]),
-    "evaluate": (evaluate, ["mp2v4rec.embed", "mp2v4rec.evaluation"]),
+    "graph": (graph, ["mp2v4rec.jobs"]),
+    "walks": (walks, ["mp2v4rec.jobs"]),
+    "train": (train, ["mp2v4rec.jobs"]),
+    "recommend": (recommend, ["mp2v4rec.jobs"]),
+    "evaluate": (evaluate, ["mp2v4rec.jobs"]),
 }
 
 

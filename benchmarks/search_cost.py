@@ -13,19 +13,20 @@ negative). A walk set depends only on length and pernode, so the grid needs 20 w
 Measured in this process (about 7 min on 2 cores), on data generated with the settings of
 configs/kuairec-synthetic.yaml and preprocessed as config.yaml's kuairec dataset:
 
-* walks: all 20 walk sets, ``write_walks`` with 2 threads (one file per set), wall seconds;
-* training: ``fit_skipgram_method`` (users from their tokens, validation on the valid split,
-  2 workers) for 14 fit cells and 4 held-out cells (one is the grid's largest) with
-  ``--epochs`` epochs (default 2) instead of 5. Epoch boundaries come from the training
-  callbacks (this script wraps the library's ``_EpochMonitor`` in-process): per epoch the
-  training wall and CPU seconds (gensim) and the validation seconds (vectors + Recall@100 of
-  the valid users); per cell the setup seconds (tables, vocabulary scan, seen matrix). A cell
+* walks: all 20 walk sets, the walk_shard job body (``mp2v4rec.jobs.walk_job``) with 2 threads
+  (one file per set), wall seconds;
+* training: the train_mp2v job body (``jobs.skipgram_job``: users from their tokens,
+  validation on the valid split, 2 workers) for 14 fit cells and 4 held-out cells (one is the
+  grid's largest) with ``--epochs`` epochs (default 2) instead of 5. Epoch boundaries come from
+  the training curve the job writes: per epoch the training wall and CPU seconds (gensim) and
+  the validation seconds (vectors + Recall@100 of the valid users); per cell the setup seconds
+  (tables, corpus shuffle, vocabulary scan, seen matrix, writing the embeddings). A cell
   whose 2-worker epochs got less than 1.6 CPU-seconds per second (other work on the machine)
   is measured again. Two cells are also trained with 1 worker, back to back with 2 workers
   (the pair again if the 2-worker half was slowed);
 * per-cell evaluation: the workflow's recommend (top-100 for the evaluated users, train items
-  masked), merge_recs and evaluate (valid split only, the config's ks, per-user ks, 1,000
-  bootstrap resamples) job bodies, once; valid + test is timed too, for reference;
+  and the other split masked), merge_recs and evaluate (valid split only, the config's ks,
+  per-user ks, 1,000 bootstrap resamples) job bodies, once; valid + test is timed too;
 * per-job start-up: ``python -c "import mp2v4rec.embed, gensim, polars"`` (median of 3), a
   lower bound of a Snakemake job's overhead (the DAG and job scheduling are not included).
 
@@ -124,7 +125,10 @@ def load_settings() -> dict:
         "synthetic": synthetic["datasets"]["kuairec-synthetic"]["synthetic"],
         "preprocess": config["datasets"]["kuairec"]["preprocess"],
         "metapath": list(config["metapaths"][method["metapath"]]),
-        "skipgram": {k: method[k] for k in ("dim", "alpha", "min_alpha", "seed")},
+        "skipgram": {
+            k: method[k]
+            for k in ("dim", "alpha", "min_alpha", "sample", "ns_exponent", "score", "seed")
+        },
         "validation_k": config["train"]["validation"]["k"],
         "recommend": config["recommend"],
         "evaluate": config["evaluate"],
@@ -162,8 +166,8 @@ def prepare(d: Path, settings: dict, quick: bool, reuse: bool) -> dict:
     from mp2v4rec.datasets.kuairec import preprocess_kuairec
     from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
     from mp2v4rec.evaluation import evaluated_users
-    from mp2v4rec.graph import build_graph, save_graph
-    from mp2v4rec.io import count_rows, write_parquet
+    from mp2v4rec.io import write_parquet
+    from mp2v4rec.jobs import graph_job
 
     done = d / "prepared.json"
     if reuse and done.exists():
@@ -176,14 +180,13 @@ def prepare(d: Path, settings: dict, quick: bool, reuse: bool) -> dict:
     ev = settings["evaluate"]
     users = evaluated_users(prepared.users, ev.get("sample_users"), ev.get("seed", 0))
     write_parquet(pl.DataFrame({"user": users}), d / "data/evaluated_users.parquet")
-    graph = build_graph(
-        prepared.train,
-        prepared.social,
-        count_rows(d / "data/users.parquet"),
-        count_rows(d / "data/items.parquet"),
+    graph_job(
+        **{t: d / f"data/{t}.parquet" for t in ("train", "social")},
+        user_table=d / "data/users.parquet",
+        item_table=d / "data/items.parquet",
+        output=d / "graph.npz",
         symmetric_social=True,
     )
-    save_graph(graph, d / "graph.npz")
     info = {
         "users": prepared.users.height,
         "items": prepared.items.height,
@@ -199,10 +202,8 @@ def prepare(d: Path, settings: dict, quick: bool, reuse: bool) -> dict:
 
 def write_all_walks(d: Path, settings: dict, reuse: bool) -> dict[tuple[int, int], dict]:
     """All 20 walk sets (length x pernode), timed; ``{(length, pernode): stats}``."""
-    from mp2v4rec.graph import load_graph
-    from mp2v4rec.walks import write_walks
+    from mp2v4rec.jobs import walk_job
 
-    graph = load_graph(d / "graph.npz")
     out = {}
     for length, pernode in itertools.product(GRID["length"], GRID["pernode"]):
         path = d / "walks" / f"{walkset(length, pernode)}.txt"
@@ -213,15 +214,13 @@ def write_all_walks(d: Path, settings: dict, reuse: bool) -> dict[tuple[int, int
         path.parent.mkdir(parents=True, exist_ok=True)
         before, c0 = load1(), cpu_seconds()
         started = time.perf_counter()
-        stats = write_walks(
-            graph,
-            path,
-            metapath=settings["metapath"],
-            sampling="uniform",
-            walk_length=length,
-            walks_per_node=pernode,
-            start="users",
-            seed=0,
+        walk = dict(metapath=settings["metapath"], sampling="uniform", start="users", seed=0)
+        stats = walk_job(
+            graph=d / "graph.npz",
+            output=path,
+            walk=dict(walk, walk_length=length, walks_per_node=pernode),
+            shard=0,
+            n_shards=1,
             threads=THREADS,
         )
         stats.update(
@@ -243,63 +242,36 @@ def write_all_walks(d: Path, settings: dict, reuse: bool) -> dict[tuple[int, int
 
 # ---- training --------------------------------------------------------------------------------
 
-_MARKS: list[tuple[str, float, float]] = []
-
-
-def _instrument() -> None:
-    """Record the wall and CPU clocks at training start and around every epoch's callback."""
-    from mp2v4rec import embed
-
-    monitor = embed._EpochMonitor
-    if getattr(monitor, "_search_cost_timed", False):
-        return
-    on_epoch_end = monitor.on_epoch_end
-
-    def on_train_begin(self, model):
-        _MARKS.append(("begin", time.perf_counter(), cpu_seconds()))
-
-    def timed_epoch_end(self, model):
-        _MARKS.append(("trained", time.perf_counter(), cpu_seconds()))
-        on_epoch_end(self, model)
-        _MARKS.append(("validated", time.perf_counter(), cpu_seconds()))
-
-    monitor.on_train_begin = on_train_begin
-    monitor.on_epoch_end = timed_epoch_end
-    monitor._search_cost_timed = True
-
 
 def train_cell(
     d: Path, cell: tuple, walks: dict, settings: dict, epochs: int, workers: int, role: str
 ) -> dict:
-    """Train one cell as the workflow's train_mp2v job body does; per-epoch seconds."""
-    from mp2v4rec.embed import fit_skipgram_method
-    from mp2v4rec.io import count_rows
+    """Train one cell with the train_mp2v job body; per-epoch seconds from its curve."""
+    from mp2v4rec.jobs import skipgram_job
 
     length, pernode, window, negative = cell
-    _instrument()
-    _MARKS.clear()
+    out = d / "cells" / f"{role}_{length}_{pernode}_{window}_{negative}_{workers}"
     before, c0 = load1(), cpu_seconds()
     started = time.perf_counter()
-    users, items, curve = fit_skipgram_method(
-        d / "walks" / f"{walkset(length, pernode)}.txt",
-        user_vectors_from="tokens",
-        train=pl.read_parquet(d / "data/train.parquet"),
-        valid=pl.read_parquet(d / "data/valid.parquet"),
-        n_users=count_rows(d / "data/users.parquet"),
-        n_items=count_rows(d / "data/items.parquet"),
+    curve = skipgram_job(
+        corpus=d / "walks" / f"{walkset(length, pernode)}.txt",
+        **{t: d / f"data/{t}.parquet" for t in ("train", "valid")},
+        user_table=d / "data/users.parquet",
+        item_table=d / "data/items.parquet",
+        embeddings=out / "embeddings.npz",
+        curve=out / "curve.tsv",
+        kind="mp2v",
         params=dict(settings["skipgram"], window=window, negative=negative, epochs=epochs),
-        validation_k=settings["validation_k"],
-        workers=workers,
+        validation={"keep_best_epoch": True, "k": settings["validation_k"]},
+        threads=workers,
     )
     wall, cpu = time.perf_counter() - started, cpu_seconds() - c0
-    (_, t_begin, c_begin), *epoch_marks = _MARKS
-    train_s, train_cpu, valid_s = [], [], []
-    t_prev, c_prev = t_begin, c_begin
-    for (_, t_tr, c_tr), (_, t_va, c_va) in zip(epoch_marks[::2], epoch_marks[1::2], strict=True):
-        train_s.append(t_tr - t_prev)
-        train_cpu.append(c_tr - c_prev)
-        valid_s.append(t_va - t_tr)
-        t_prev, c_prev = t_va, c_va
+    # the curve's clocks run from the start of training; an epoch's training is what passes
+    # between the previous epoch's scoring and its own end
+    ends, cpu_ends = curve["seconds"].to_numpy(), curve["cpu_seconds"].to_numpy()
+    valid_s, valid_cpu = curve["valid_seconds"].to_numpy(), curve["valid_cpu_seconds"].to_numpy()
+    train_s = np.diff(ends, prepend=0.0) - np.r_[0.0, valid_s[:-1]]
+    train_cpu = np.diff(cpu_ends, prepend=0.0) - np.r_[0.0, valid_cpu[:-1]]
     stats = walks[length, pernode]
     row = {
         "kind": "train",
@@ -333,7 +305,7 @@ def train_cell(
         f"load {row['load1_after']:.2f}",
         flush=True,
     )
-    return row, (users, items)
+    return row, out / "embeddings.npz"
 
 
 # ---- the cost model --------------------------------------------------------------------------
@@ -386,64 +358,54 @@ def loo_error(model: str, df: pl.DataFrame) -> float:
 # ---- per-cell evaluation and job start-up ----------------------------------------------------
 
 
-def evaluate_cell(d: Path, vectors: tuple, settings: dict, splits: list[str]) -> dict:
+def evaluate_cell(d: Path, embeddings: Path, settings: dict, splits: list[str]) -> dict:
     """The recommend, merge_recs and evaluate job bodies for one cell, timed separately."""
-    from mp2v4rec.embed import load_embeddings, save_embeddings
-    from mp2v4rec.evaluation import default_protocol, evaluate_run, for_users
-    from mp2v4rec.io import write_parquet, write_tsv
-    from mp2v4rec.recommend import merge_recs, recommend_top_k, recs_frame, seen_matrix
+    from mp2v4rec.jobs import evaluate_job, merge_recs_job, recommend_job
 
     rec, ev = settings["recommend"], settings["evaluate"]
     e = d / "eval"
-    e.mkdir(exist_ok=True)
-    save_embeddings(e / "embeddings.npz", *vectors, "cosine")
+    held_out = {split: d / f"data/{split}.parquet" for split in ("valid", "test")}
+    shared = dict(evaluated=d / "data/evaluated_users.parquet", held_out=held_out)
     before = load1()
     times = {}
 
     started = time.perf_counter()
-    user_vectors, item_vectors, score = load_embeddings(e / "embeddings.npz")
-    users = pl.read_parquet(d / "data/users.parquet")
-    evaluated = pl.read_parquet(d / "data/evaluated_users.parquet")["user"].to_numpy()
-    seen = seen_matrix(pl.read_parquet(d / "data/train.parquet"), users.height, len(item_vectors))
-    items, scores = recommend_top_k(
-        user_vectors,
-        item_vectors,
-        evaluated,
+    recommend_job(
+        embeddings=embeddings,
+        train=d / "data/train.parquet",
+        output=e / "block0.parquet",
         k=rec["k"],
-        score=score,
-        seen=seen if rec["mask_seen"] else None,
+        mask_seen=rec["mask_seen"],
         chunk_size=rec["chunk_size"],
+        block=0,
+        n_blocks=1,
+        splits=splits,
+        **shared,
     )
-    write_parquet(recs_frame(evaluated.astype(np.int32), items, scores), e / "block0.parquet")
     times["recommend_s"] = time.perf_counter() - started
 
     started = time.perf_counter()  # merge_recs with one block: read, check, write
-    recs = merge_recs(
-        [pl.read_parquet(e / "block0.parquet")],
-        pl.read_parquet(d / "data/evaluated_users.parquet")["user"].to_numpy(),
+    merge_recs_job(
+        blocks=[e / "block0.parquet"], evaluated=shared["evaluated"], output=e / "recs.parquet"
     )
-    write_parquet(recs, e / "recs.parquet")
     times["merge_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    _, item_vectors, score = load_embeddings(e / "embeddings.npz")
-    truths = for_users(
-        {split: pl.read_parquet(d / f"data/{split}.parquet") for split in splits},
-        pl.read_parquet(d / "data/evaluated_users.parquet")["user"].to_numpy(),
-    )
-    table, per_user = evaluate_run(
-        pl.read_parquet(e / "recs.parquet"),
-        truths,
-        pl.read_parquet(d / "data/train.parquet"),
-        pl.read_parquet(d / "data/items.parquet"),
-        ev["ks"],
-        item_vectors=item_vectors,
+    evaluate_job(
+        recs=e / "recs.parquet",
+        train=d / "data/train.parquet",
+        item_table=d / "data/items.parquet",
+        embeddings=embeddings,
+        metrics=e / "metrics.tsv",
+        per_user=e / "per_user.parquet",
+        ks=ev["ks"],
+        splits=splits,
         per_user_ks=ev["per_user_ks"],
-        n_boot=ev["bootstrap"],
+        cold=ev["cold"],
+        bootstrap=ev["bootstrap"],
         seed=ev["seed"],
+        **shared,
     )
-    write_tsv(default_protocol(table, score), e / "metrics.tsv")
-    write_parquet(per_user, e / "per_user.parquet")
     times["evaluate_s"] = time.perf_counter() - started
     row = {
         "kind": "evaluate",
@@ -761,12 +723,12 @@ def measure(args) -> pl.DataFrame:
         for (length, pernode), s in walks.items()
     ]
     rows.append(startup_seconds())
-    vectors = None
+    embeddings = None
     for role, cells in (("fit", FIT_CELLS), ("holdout", HOLDOUT_CELLS)):
         for cell in cells:
-            row, vec = train_cell(d, cell, walks, settings, args.epochs, THREADS, role)
+            row, path = train_cell(d, cell, walks, settings, args.epochs, THREADS, role)
             rows.append(row)
-            vectors = vec if cell == HOLDOUT_CELLS[0] else vectors
+            embeddings = path if cell == HOLDOUT_CELLS[0] else embeddings
     for i, r in enumerate(rows):  # once more, the cells other work slowed down
         if r["kind"] == "train" and r["workers"] == THREADS and r["cpu_per_wall"] < 0.8 * THREADS:
             print("  (CPU/wall below 80 % of the workers: slowed by other work; measured again)")
@@ -785,8 +747,8 @@ def measure(args) -> pl.DataFrame:
             print("  (the 2-worker half was slowed by other work; the pair is measured again)")
             remeasured = True
         rows.extend(dict(r, remeasured=remeasured) for r in pair)
-    rows.append(evaluate_cell(d, vectors, settings, ["valid"]))
-    rows.append(evaluate_cell(d, vectors, settings, ["valid", "test"]))
+    rows.append(evaluate_cell(d, embeddings, settings, ["valid"]))
+    rows.append(evaluate_cell(d, embeddings, settings, ["valid", "test"]))
     return pl.from_dicts(rows, infer_schema_length=None)
 
 

@@ -134,7 +134,9 @@ def test_fit_w2v_users_are_item_means(tmp_path):
     )
     np.testing.assert_allclose(users[0], items[:2].mean(axis=0), rtol=1e-6)
     assert score == "cosine"
-    assert curve.columns == ["epoch", "seconds", "valid_recall"] and curve.height == 2
+    timing = ["seconds", "cpu_seconds", "valid_seconds", "valid_cpu_seconds"]
+    assert curve.columns == ["epoch", *timing[:2], "valid_recall", *timing[2:]]
+    assert curve.height == 2
 
 
 def test_shuffled_corpus_is_a_seeded_permutation_of_the_lines(tmp_path):

@@ -49,19 +49,28 @@ def stable_hash(text: str) -> int:
 
 class _EpochMonitor(CallbackAny2Vec):
     """Logs each epoch and, given ``on_epoch``, scores it and keeps the best epoch's input and
-    context vectors."""
+    context vectors. Curve rows: epoch, seconds and cpu_seconds (wall and process CPU time from
+    the start of training to the end of the epoch's training), valid_seconds and
+    valid_cpu_seconds (the scoring after it)."""
 
     def __init__(self, on_epoch: Callable | None):
         self.on_epoch = on_epoch
         self.epoch, self.curve = 0, []
         self.best_score, self.best_vectors = -np.inf, None
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, model):
         self.epoch += 1
-        row = {"epoch": self.epoch, "seconds": time.perf_counter() - self.started}
+        trained = time.perf_counter()
+        row = {
+            "epoch": self.epoch,
+            "seconds": trained - self.started,
+            "cpu_seconds": time.process_time() - self.cpu_started,
+        }
         if self.on_epoch is not None:
             row["valid_recall"] = score = float(self.on_epoch(model))
+            row["valid_seconds"] = time.perf_counter() - trained
+            row["valid_cpu_seconds"] = time.process_time() - self.cpu_started - row["cpu_seconds"]
             if score > self.best_score:
                 self.best_score = score
                 self.best_vectors = (model.wv.vectors.copy(), model.syn1neg.copy())

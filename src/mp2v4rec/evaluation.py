@@ -17,12 +17,14 @@ from mp2v4rec.beyond import beyond_accuracy
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import per_user_metrics
 from mp2v4rec.recommend import (
+    Scorer,
     embedding_scorer,
     held_out_masks,
     popularity_fallback,
     rank_users,
     recs_frame,
     seen_matrix,
+    split_recs,
 )
 from mp2v4rec.stats import SUMMARY_SCHEMA, activity_cohorts, paired_test, summarise
 
@@ -100,6 +102,30 @@ def split_lists(recs: pl.DataFrame, split: str) -> pl.DataFrame:
     if not lists.height:
         raise InputError(f"recs table has no lists for split {split!r}; rerun the recommend jobs")
     return lists.drop("split")
+
+
+def score_split(
+    scorer: Scorer,
+    users: np.ndarray,
+    train: pl.DataFrame,
+    held_out: dict[str, pl.DataFrame],
+    n_users: int,
+    n_items: int,
+    *,
+    split: str,
+    ks: list[int],
+    cold: str = "exclude",
+    mask_other: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-user accuracy of one split in memory, as the recommend and evaluate rules compute it:
+    ``(users, {metric: [n_users, len(ks)]})`` over the headline users of ``split``.
+
+    ``mask_other=False`` with ``cold="include"`` is the study's protocol (train items masked
+    only, cold pairs counted)."""
+    masks = held_out if mask_other else {split: held_out[split]}
+    lists = split_recs(scorer, users, train, masks, n_users, n_items, splits=[split], k=max(ks))
+    truths, _ = headline_truths(for_users(held_out, users), train, cold)
+    return per_user_metrics(split_lists(lists, split), truths[split], ks)
 
 
 def evaluate_run(

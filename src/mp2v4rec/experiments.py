@@ -24,12 +24,8 @@ import polars as pl
 from mp2v4rec.datasets.common import Prepared
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
-from mp2v4rec.embed import fit_skipgram_method
-from mp2v4rec.evaluation import headline_truths, split_lists
-from mp2v4rec.graph import build_graph
-from mp2v4rec.metrics import accuracy_metrics
-from mp2v4rec.recommend import embedding_scorer, split_recs
-from mp2v4rec.walks import write_walks
+from mp2v4rec.evaluation import score_split
+from mp2v4rec.methods import fit_method
 
 METAPATHS = {  # as in config.yaml
     "UV": ["user_item", "item_user"],
@@ -80,46 +76,43 @@ def run_cell(
     workflow does by default. ``workers=1`` makes the result reproducible bit for bit.
     """
     relations = METAPATHS[metapath] if isinstance(metapath, str) else list(metapath)
-    walk = {**WALK, **(walk or {})}
-    params = {**SKIPGRAM, **(skipgram or {}), "seed": seed}
-    n_users, n_items = data.users.height, data.items.height
-    graph = build_graph(
-        data.train, data.social, n_users, n_items, symmetric_social=symmetric_social
+    settings = {
+        "kind": "mp2v",
+        "metapath": "cell",
+        "sampling": sampling,
+        "start": "users",
+        **WALK,
+        **(walk or {}),
+        **SKIPGRAM,
+        **(skipgram or {}),
+        "score": "cosine",
+        "seed": seed,
+    }
+    fitted = fit_method(
+        data,
+        settings,
+        metapaths={"cell": relations},
+        symmetric_social=symmetric_social,
+        validation_k=max(ks),
+        keep_best_epoch=keep_best_epoch,
+        threads=workers,
+        workdir=workdir,
     )
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        corpus = Path(tmp) / "walks.txt"
-        write_walks(graph, corpus, metapath=relations, sampling=sampling, seed=seed, **walk)
-        user_vectors, item_vectors, score, _ = fit_skipgram_method(
-            corpus,
-            user_vectors_from="tokens",
-            train=data.train,
-            valid=data.valid if keep_best_epoch else None,
-            n_users=n_users,
-            n_items=n_items,
-            params=params,
-            score="cosine",
-            validation_k=max(ks),
-            workers=workers,
-        )
     users = data.users.filter("evaluated")["user"].to_numpy()
-    held_out = {"valid": data.valid, "test": data.test}
-    recs = split_recs(
-        embedding_scorer(user_vectors, item_vectors, score=score),
+    _, values = score_split(
+        fitted.scorer,
         users,
         data.train,
-        held_out,
-        n_users,
-        n_items,
-        splits=["test"],
-        k=max(ks),
+        {"valid": data.valid, "test": data.test},
+        data.users.height,
+        data.items.height,
+        split="test",
+        ks=list(ks),
     )
-    truths, _ = headline_truths(held_out, data.train, "exclude")
-    table = accuracy_metrics(split_lists(recs, "test"), truths["test"], list(ks))
     return {
-        f"{metric}@{k}": value
-        for metric, k, value in table.filter(pl.col("metric").is_in(["recall", "ndcg"]))
-        .select("metric", "k", "value")
-        .iter_rows()
+        f"{metric}@{k}": float(values[metric][:, j].mean())
+        for metric in ("recall", "ndcg")
+        for j, k in enumerate(ks)
     }
 
 
