@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from mp2v4rec.baselines.ials import train_ials
-from mp2v4rec.baselines.reference import popularity_embeddings
+from mp2v4rec.baselines.simple import popularity_embeddings
 from mp2v4rec.baselines.ultragcn import UltraGCNConfig, train_ultragcn
 from mp2v4rec.baselines.userknn import userknn_recommend
 from mp2v4rec.datasets.kuairec import preprocess_kuairec

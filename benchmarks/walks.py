@@ -21,11 +21,11 @@ import time
 import numpy as np
 import polars as pl
 
+from mp2v4rec.config import METAPATHS
 from mp2v4rec.graph import build_graph
 from mp2v4rec.walks import generate_walks, write_walks
 
 N_USERS, N_ITEMS, N_EDGES, N_SOCIAL = 7_176, 10_728, 940_000, 1_000
-METAPATHS = {"UV": ["user_item", "item_user"], "UUV": ["user_user", "user_item", "item_user"]}
 
 
 def synthetic(seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mp2v4rec.baselines.reference import popularity_embeddings, random_embeddings
+from mp2v4rec.baselines.simple import popularity_embeddings, random_embeddings
 from mp2v4rec.embed import (
     load_embeddings,
     mean_item_vectors,

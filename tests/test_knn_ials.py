@@ -9,7 +9,7 @@ import pytest
 from planted import frame, planted
 
 from mp2v4rec.baselines.ials import confidence_matrix, train_ials
-from mp2v4rec.baselines.reference import popularity_embeddings
+from mp2v4rec.baselines.simple import popularity_embeddings
 from mp2v4rec.baselines.userknn import userknn_recommend
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import accuracy_metrics

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mp2v4rec.arrays import sorted_unique
+from mp2v4rec.config import METAPATHS
 from mp2v4rec.datasets.events import _lookup, preprocess_events
 from mp2v4rec.datasets.kuairec import known, parse_id_lists, preprocess_kuairec, to_index
 from mp2v4rec.graph import build_graph
@@ -190,11 +191,6 @@ def test_event_ids_round_trip_through_the_written_tables(rows):
 
 
 # ---- walks: the text file is the walks ---------------------------------------------------------
-
-METAPATHS = {
-    "UV": ["user_item", "item_user"],
-    "UUV": ["user_user", "user_item", "item_user"],
-}
 
 
 @st.composite

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 from planted import frame, planted
 
-from mp2v4rec.baselines.reference import popularity_embeddings
+from mp2v4rec.baselines.simple import popularity_embeddings
 from mp2v4rec.baselines.ultragcn import (
     UltraGCNConfig,
     build_constraints,

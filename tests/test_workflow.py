@@ -52,7 +52,7 @@ def test_kuairec_dag_builds(tmp_path):
     rules = planned_rules(tmp_path, "--cores", "16", "all")
     assert rules["download_kuairec"] == 1
     assert rules["walk_shard"] == 4  # two walk sets (uniform, weighted) x two shards
-    assert rules["train_mp2v"] == 2 and rules["train_w2v"] == 1 and rules["train_reference"] == 2
+    assert rules["train_mp2v"] == 2 and rules["train_w2v"] == 1 and rules["train_simple"] == 2
     assert rules["train_ultragcn"] == rules["train_ials"] == rules["recommend_userknn"] == 1
     assert rules["recommend"] == 7 and rules["evaluate"] == rules["merge_recs"] == 8
     assert "synthesize_kuairec" not in rules

@@ -31,9 +31,9 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from mp2v4rec.arrays import sorted_unique
+from mp2v4rec.arrays import pair_key_expr, pair_keys, sorted_unique, split_pair_keys
 from mp2v4rec.io import InputError
-from mp2v4rec.metrics import _check_ks, _columns, _pair_key
+from mp2v4rec.metrics import _check_ks, _columns
 
 BEYOND_METRICS = (
     "coverage",
@@ -237,11 +237,11 @@ def _ranges(n: np.ndarray) -> np.ndarray:
 def _item_counts(train: pl.DataFrame, n_items: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Sorted distinct train (user, item) keys, distinct train users per item, n train users."""
     t = _columns(train, "train", ("user", "item"))
-    keys = sorted_unique(t.select(_pair_key("user", "item")).to_series().to_numpy())
-    it = keys & 0xFFFFFFFF
+    keys = sorted_unique(t.select(pair_key_expr()).to_series().to_numpy())
+    us, it = split_pair_keys(keys)
     if it.size and it.max() >= n_items:
         raise InputError(f"train table names item {int(it.max())}, outside the {n_items} items")
-    n_train_users = int(np.count_nonzero(np.diff(keys >> 32, prepend=-1))) if keys.size else 0
+    n_train_users = int(np.count_nonzero(np.diff(us, prepend=-1))) if keys.size else 0
     return keys, np.bincount(it, minlength=n_items), n_train_users
 
 
@@ -328,9 +328,9 @@ def _novelty(items: np.ndarray, train_counts: tuple, ks: np.ndarray) -> np.ndarr
 
 
 def _new_share(users: np.ndarray, items: np.ndarray, train_counts: tuple, ks: np.ndarray):
-    keys = train_counts[0]  # sorted (user << 32 | item) keys
+    keys = train_counts[0]  # sorted pair keys
     valid = items >= 0
-    rec_keys = np.asarray(users, dtype=np.int64)[:, None] * (1 << 32) + np.where(valid, items, 0)
+    rec_keys = pair_keys(np.asarray(users)[:, None], np.where(valid, items, 0))
     pos = np.searchsorted(keys, rec_keys).clip(max=max(keys.size - 1, 0))
     seen = keys[pos] == rec_keys if keys.size else np.zeros(items.shape, dtype=bool)
     return _rank_mean((~seen).astype(np.float64), valid, ks)

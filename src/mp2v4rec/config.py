@@ -39,6 +39,18 @@ VARIANT_KEYS = {
 WALK_KEYS = ["metapath", "sampling", "length", "pernode", "start", "seed"]
 
 
+def schema_default(*path: str) -> Any:
+    """The schema's default of a top-level key (e.g. ``schema_default("metapaths")``): the one
+    place defaults are written."""
+    node = yaml.safe_load(SCHEMA_PATH.read_text())
+    for key in path:
+        node = node["properties"][key]
+    return copy.deepcopy(node["default"])
+
+
+METAPATHS = schema_default("metapaths")  # UV and UUV, as config.yaml restates them
+
+
 def _with_defaults(validator_class):
     """A validator that fills in schema defaults before checking properties."""
     check_properties = validator_class.VALIDATORS["properties"]

@@ -35,10 +35,10 @@ from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 
 from mp2v4rec.io import InputError, atomic_path, load_npz, save_npz
+from mp2v4rec.recommend import SCORES
 
 log = logging.getLogger(__name__)
 
-SCORES = ("cosine", "dot")
 SKIPGRAM_SCORES = ("cosine", "dot", "context")  # how users meet items (see the module docstring)
 
 

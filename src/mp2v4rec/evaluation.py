@@ -15,7 +15,7 @@ import polars as pl
 from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
 from mp2v4rec.io import InputError
-from mp2v4rec.metrics import per_user_metrics
+from mp2v4rec.metrics import METRICS, per_user_metrics
 from mp2v4rec.recommend import (
     Scorer,
     embedding_scorer,
@@ -26,9 +26,10 @@ from mp2v4rec.recommend import (
     seen_matrix,
     split_recs,
 )
+from mp2v4rec.stats import COHORTS as ACTIVITY_COHORTS
 from mp2v4rec.stats import SUMMARY_SCHEMA, activity_cohorts, paired_test, summarise
 
-COHORTS = ("all", "low", "medium", "high", "cold")
+COHORTS = ("all", *ACTIVITY_COHORTS, "cold")
 COLD_MODES = ("exclude", "include")
 LIST_LEVEL = ("coverage", "gini")  # measures of all lists together: no per-user values
 METRICS_SCHEMA = {"split": pl.String, "cohort": pl.String, **SUMMARY_SCHEMA}
@@ -215,7 +216,7 @@ def evaluate_run(
                     )
                 )
     table = pl.concat([t.select(list(METRICS_SCHEMA)).cast(METRICS_SCHEMA) for t in tables])
-    order = {m: i for i, m in enumerate(["recall", "ndcg", "precision", "hitrate"])}
+    order = {m: i for i, m in enumerate(METRICS)}
     table = table.sort(
         pl.col("split"),
         pl.col("cohort").replace_strict({c: i for i, c in enumerate(COHORTS)}),

@@ -21,16 +21,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mp2v4rec.config import METAPATHS
 from mp2v4rec.datasets.common import Prepared
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
 from mp2v4rec.evaluation import score_split
 from mp2v4rec.methods import fit_method
 
-METAPATHS = {  # as in config.yaml
-    "UV": ["user_item", "item_user"],
-    "UUV": ["user_user", "user_item", "item_user"],
-}
 WALK = dict(walk_length=15, walks_per_node=10)  # configs/demo.yaml's mp2v
 SKIPGRAM = dict(
     dim=32,

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from mp2v4rec.baselines.ials import train_ials
-from mp2v4rec.baselines.reference import popularity_embeddings, random_embeddings
+from mp2v4rec.baselines.simple import popularity_embeddings, random_embeddings
 from mp2v4rec.baselines.ultragcn import UltraGCNConfig, train_ultragcn
 from mp2v4rec.baselines.userknn import userknn_scorer
 from mp2v4rec.datasets.common import Prepared

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from mp2v4rec.arrays import sorted_unique
+from mp2v4rec.arrays import pair_key_expr, sorted_unique, split_pair_keys
 from mp2v4rec.io import InputError
 
 DEFAULT_KS = [1, 2, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
@@ -39,11 +39,6 @@ def _columns(df: pl.DataFrame, name: str, cols: tuple[str, ...]) -> pl.DataFrame
     return out
 
 
-def _pair_key(a: str, b: str) -> pl.Expr:
-    """One int64 per (a, b) pair of non-negative int32 values (cheaper to hash than two)."""
-    return pl.col(a) * (1 << 32) + pl.col(b)
-
-
 def _check_ks(ks: list[int]) -> np.ndarray:
     ks = list(ks)
     if not ks or any(isinstance(k, bool) or not isinstance(k, int | np.integer) for k in ks):
@@ -64,14 +59,14 @@ def hit_matrix(
     """
     max_k = int(_check_ks([max_k])[0])
     truth = _columns(truth, "truth", ("user", "item"))
-    truth_keys = sorted_unique(truth.select(_pair_key("user", "item")).to_series().to_numpy())
-    truth_users = truth_keys >> 32  # sorted
+    truth_keys = sorted_unique(truth.select(pair_key_expr()).to_series().to_numpy())
+    truth_users = split_pair_keys(truth_keys)[0]  # sorted
     starts = np.flatnonzero(np.diff(truth_users, prepend=-1))
     users, n_relevant = truth_users[starts], np.diff(np.r_[starts, truth_users.size])
 
     top = _columns(recs, "recs", ("user", "rank", "item")).filter(pl.col("rank") <= max_k)
-    top = top.select("user", "rank", key=_pair_key("user", "item"))
-    if top.select(_pair_key("user", "rank").n_unique()).item() != top.height:
+    top = top.select("user", "rank", pair_key_expr())
+    if top.select(pair_key_expr("user", "rank").n_unique()).item() != top.height:
         dup = top.filter(pl.struct("user", "rank").is_duplicated()).row(0, named=True)
         raise InputError(
             f"recs table repeats user {dup['user']} rank {dup['rank']}; each user needs one "
@@ -81,7 +76,7 @@ def hit_matrix(
     if found["key"].n_unique() != found.height:  # a repeated relevant item would count twice
         dup = found.filter(pl.col("key").is_duplicated()).row(0, named=True)
         raise InputError(
-            f"recs table lists item {dup['key'] & 0xFFFFFFFF} twice for user {dup['user']}; "
+            f"recs table lists item {split_pair_keys(dup['key'])[1]} twice for user {dup['user']}; "
             "each item may appear at most once per user"
         )
 

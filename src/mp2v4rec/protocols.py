@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from mp2v4rec.arrays import pair_keys, split_pair_keys
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import _check_ks, _columns, accuracy_metrics
 from mp2v4rec.recommend import (
@@ -340,14 +341,14 @@ def _block_arrays(block: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
         row = int((w.is_null() | w.is_nan()).arg_true()[0])
         raise InputError(f"block table column 'weight' is null or NaN at row {row}")
     df = _columns(block, "block", ("user", "item"))
-    key = (df["user"].to_numpy() << 32) | df["item"].to_numpy()
+    key = pair_keys(df["user"].to_numpy(), df["item"].to_numpy())
     w = w.to_numpy()
     if key.size > 1 and not (key[1:] > key[:-1]).all():  # not already sorted and distinct
         order = np.argsort(key, kind="stable")
         key, w = key[order], w[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         key, w = key[starts], np.maximum.reduceat(w, starts)
-    return key >> 32, key & 0xFFFFFFFF, w
+    return (*split_pair_keys(key), w)
 
 
 def _segments(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,8 +397,8 @@ def graded_metrics(
         raise InputError("recs table repeats a (user, rank); each user needs one item per rank")
     if recs.select(pl.struct("user", "item").is_duplicated().any()).item():
         raise InputError("recs table lists an item twice for a user; at most once per user")
-    key = (u << 32) | i
-    rkey = (recs["user"].to_numpy() << 32) | recs["item"].to_numpy()
+    key = pair_keys(u, i)
+    rkey = pair_keys(recs["user"].to_numpy(), recs["item"].to_numpy())
     at = np.minimum(np.searchsorted(key, rkey), key.size - 1)
     hit = key[at] == rkey
     gains = np.zeros((users.size, max_k))

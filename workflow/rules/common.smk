@@ -127,20 +127,21 @@ def mp2v_inputs(wildcards):
     return inputs
 
 
-def parts(pattern, n):
-    """Input function: the ``n`` part files (``{part}`` = 0..n-1) a merge rule gathers."""
+def fan_out(pattern, n):
+    """Input function: the ``n`` files of a fan-out (``{index}`` = 0..n-1: walk shards of
+    start nodes, recommend blocks of users) that a gather rule merges."""
 
     def files(wildcards):
-        return [pattern.format(**wildcards, part=i) for i in range(n)]
+        return [pattern.format(**wildcards, index=i) for i in range(n)]
 
     return files
 
 
-walk_shards = parts(
-    f"{R}/walks/{{walkset}}/shard{{part}}.txt", config["walks"]["shards"]
+walk_shards = fan_out(
+    f"{R}/walks/{{walkset}}/shard{{index}}.txt", config["walks"]["shards"]
 )
-rec_blocks = parts(
-    f"{R}/recs/{{method}}/{{variant}}/block{{part}}.parquet",
+rec_blocks = fan_out(
+    f"{R}/recs/{{method}}/{{variant}}/block{{index}}.parquet",
     config["recommend"]["user_blocks"],
 )
 

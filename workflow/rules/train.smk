@@ -1,5 +1,5 @@
 # Training: skip-gram on metapath walks (MP2V, R-MP2V), on watch sequences (W2V), and the
-# reference baselines. Every method writes the same embeddings contract.
+# simple baselines (popularity, random). Every method writes the same embeddings contract.
 
 
 rule train_mp2v:
@@ -58,7 +58,7 @@ rule train_w2v:
         "../../scripts/train_skipgram.py"
 
 
-rule train_reference:
+rule train_simple:
     input:
         train=f"{R}/data/train.parquet",
         user_table=f"{R}/data/users.parquet",
@@ -77,4 +77,4 @@ rule train_reference:
     params:
         settings=lambda w: plain(settings(w)),
     script:
-        "../../scripts/train_reference.py"
+        "../../scripts/train_simple.py"

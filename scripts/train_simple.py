@@ -1,10 +1,10 @@
-"""Rule train_reference: popularity and random baselines in the embeddings contract."""
+"""Rule train_simple: popularity and random baselines in the embeddings contract."""
 
 import logging
 
 import polars as pl
 
-from mp2v4rec.baselines.reference import popularity_embeddings, random_embeddings
+from mp2v4rec.baselines.simple import popularity_embeddings, random_embeddings
 from mp2v4rec.embed import save_embeddings
 from mp2v4rec.io import count_rows, run_rule
 

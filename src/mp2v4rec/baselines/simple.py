@@ -1,4 +1,4 @@
-"""Reference baselines expressed in the embeddings contract, so they share recommend/evaluate.
+"""Simple baselines expressed in the embeddings contract, so they share recommend/evaluate.
 
 - popularity: every user gets the items with the most train positives (score = dot of a
   constant user vector with the item's count);
