@@ -10,6 +10,7 @@ from mp2v4rec.config import (
     walkset_name,
 )
 from mp2v4rec.io import InputError
+from mp2v4rec.serve import serve_methods
 
 try:
     validate_config(config)
@@ -31,6 +32,8 @@ TRAIN_KEYS = [
 ]
 ABLATION = config["ablation"]
 SEARCH = config["search"]
+SERVE_METHODS = serve_methods(config)
+SEEDED_METHODS = list(dict.fromkeys([*SERVE_METHODS, "popularity"]))
 
 
 def plain(value):
@@ -261,6 +264,9 @@ def all_targets():
     ]
     if ABLATION["grid"]:
         targets += [f"{R}/tables/ablation.tsv", f"{R}/figures/ablation.png"]
+    if SERVE_METHODS:
+        targets += [f"{R}/serve/{m}" for m in SERVE_METHODS]
+        targets += [f"{R}/figures/seeded_continuation.png"]
     return expand(targets, dataset=list(DATASETS))
 
 

@@ -1,0 +1,35 @@
+"""Rule serve: a method's serving artefacts (neighbour lists, every user's top-K, exported
+vectors, an ANN index for large catalogues) in results/{dataset}/serve/{method}/."""
+
+import polars as pl
+
+from mp2v4rec.embed import load_embeddings
+from mp2v4rec.io import script_logger
+from mp2v4rec.serve import build_serve
+
+
+def main(smk):
+    log = script_logger(smk.log[0], "serve")
+    p = smk.params
+    user_vectors, item_vectors, score = load_embeddings(smk.input.embeddings)
+    meta = build_serve(
+        smk.output[0],
+        method=smk.wildcards.method,
+        user_vectors=user_vectors,
+        item_vectors=item_vectors,
+        score=score,
+        users=pl.read_parquet(smk.input.user_table),
+        items=pl.read_parquet(smk.input.item_table),
+        train=pl.read_parquet(smk.input.train),
+        neighbours=p.neighbours,
+        k=p.k,
+        exact_max_items=p.exact_max_items,
+        ann=p.ann,
+        threads=smk.threads,
+        log=log,
+    )
+    log.info("served: %s", meta)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

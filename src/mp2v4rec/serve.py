@@ -1,0 +1,849 @@
+"""Serving artefacts from a method's embeddings, and the playlist view of quality.
+
+``results/{dataset}/serve/{method}/`` holds what a serving stack loads (see the README's
+"Serving" section):
+
+- ``item_neighbours.parquet``: every item's top-N most similar items (self excluded) by the
+  method's own score (cosine or dot), ties by lower item index;
+- ``user_recs.parquet``: top-K for every user with a train history, train items masked; users
+  with an all-zero vector get the popularity list (``fallback = true``);
+- ``items.w2v.bin`` / ``users.w2v.bin``: the vectors in word2vec binary format, keyed by raw id
+  (gensim ``KeyedVectors.load_word2vec_format(path, binary=True)``), and
+  ``item_vectors.parquet`` / ``user_vectors.parquet`` (index, raw_id, vector);
+- ``serve.json``: what was built and how; ``ann.json`` and ``ann.faiss`` for catalogues above
+  ``serve.exact_max_items`` (a faiss IVF-Flat index and its recall against exact search).
+
+Exact search goes through ``recommend.recommend_top_k`` (blocked matrix products, memory
+bounded per block). This module imports only numpy and polars at load time, so the
+``mp2v4rec`` command starts fast; scipy, faiss, matplotlib and the evaluation modules are
+imported where they are needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mp2v4rec.io import InputError
+
+DEFAULT_METHODS = ("mp2v", "rmp2v", "w2v")
+SCORES = ("cosine", "dot")
+FILES = {
+    "neighbours": "item_neighbours.parquet",
+    "user_recs": "user_recs.parquet",
+    "item_vectors": "item_vectors.parquet",
+    "user_vectors": "user_vectors.parquet",
+    "item_w2v": "items.w2v.bin",
+    "user_w2v": "users.w2v.bin",
+    "meta": "serve.json",
+    "ann": "ann.json",
+    "index": "ann.faiss",
+}
+NEIGHBOUR_SCHEMA = {
+    "item": pl.Int32,
+    "raw_id": pl.Int64,
+    "rank": pl.Int16,
+    "neighbour": pl.Int32,
+    "neighbour_raw_id": pl.Int64,
+    "score": pl.Float32,
+}
+LIST_SCHEMA = {"user": pl.Int32, "rank": pl.Int16, "item": pl.Int32, "score": pl.Float32}
+USER_RECS_SCHEMA = {
+    "user": pl.Int32,
+    "raw_id": pl.Int64,
+    "rank": pl.Int16,
+    "item": pl.Int32,
+    "item_raw_id": pl.Int64,
+    "score": pl.Float32,
+    "fallback": pl.Boolean,
+}
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def serve_methods(config: Mapping[str, Any]) -> list[str]:
+    """The methods the serve stage builds: ``serve.methods``, or by default those of
+    mp2v, rmp2v and w2v that are configured."""
+    listed = config["serve"]["methods"]
+    if listed is None:
+        return [m for m in DEFAULT_METHODS if m in config["methods"]]
+    return list(listed)
+
+
+def check_serve_config(config: Mapping[str, Any]) -> None:
+    """Every method under ``serve.methods`` must be configured and have embeddings."""
+    for method in serve_methods(config):
+        if method not in config["methods"]:
+            raise InputError(
+                f"config key serve.methods: {method!r} is not a configured method "
+                f"({sorted(config['methods'])}); list methods defined under methods."
+            )
+        if config["methods"][method]["kind"] == "userknn":
+            with_vectors = sorted(m for m, s in config["methods"].items() if s["kind"] != "userknn")
+            raise InputError(
+                f"config key serve.methods: {method!r} (kind userknn) has no embeddings to "
+                f"serve; methods with embeddings are {with_vectors}."
+            )
+
+
+# --- vectors ---------------------------------------------------------------------------------
+
+
+def _check_score(score: str) -> str:
+    if score not in SCORES:
+        raise InputError(f"unknown score {score!r}; choose one of {list(SCORES)}")
+    return score
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32); zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1
+    return x / norms
+
+
+def in_space(vectors: np.ndarray, score: str) -> np.ndarray:
+    """Vectors whose dot product is the method's score: normalised for cosine, as they are
+    for dot."""
+    return normalise(vectors) if _check_score(score) == "cosine" else np.asarray(vectors, "f4")
+
+
+def nonzero_rows(vectors: np.ndarray) -> np.ndarray:
+    """Indices of the rows with any non-zero value (zero rows: nodes never trained)."""
+    return np.flatnonzero(np.any(np.asarray(vectors) != 0, axis=1))
+
+
+# --- exact search ----------------------------------------------------------------------------
+
+
+def exact_search(
+    queries: np.ndarray,
+    item_vectors: np.ndarray,
+    k: int,
+    score: str,
+    *,
+    exclude: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    log: logging.Logger | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` items for every row of ``queries`` by the method's score, best first,
+    equal scores by lower item index; ``exclude[i]`` (an item index, or -1) is never returned
+    for query ``i``. Blocked matrix products through ``recommend.recommend_top_k``."""
+    import scipy.sparse as sp
+
+    from mp2v4rec.recommend import recommend_top_k
+
+    queries = np.asarray(queries, dtype=np.float32)
+    n_q, n_items = queries.shape[0], item_vectors.shape[0]
+    seen = None
+    if exclude is not None:
+        exclude = np.asarray(exclude, dtype=np.int64)
+        rows = np.flatnonzero(exclude >= 0)
+        seen = sp.csr_matrix(
+            (np.ones(rows.size, dtype=bool), (rows, exclude[rows])), shape=(n_q, n_items)
+        )
+    return recommend_top_k(
+        queries,
+        item_vectors,
+        np.arange(n_q),
+        k=k,
+        score=score,
+        seen=seen,
+        candidates=candidates,
+        log=log,
+    )
+
+
+def exact_neighbours(
+    item_vectors: np.ndarray,
+    n: int,
+    score: str,
+    *,
+    items: np.ndarray | None = None,
+    log: logging.Logger | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``n`` neighbours of every item with a vector (``items``, default: the non-zero rows),
+    among the items with a vector, self excluded. Returns ``(items, neighbours, scores)``;
+    ``neighbours`` is -1 (score -inf) where fewer than ``n`` other items exist."""
+    present = nonzero_rows(item_vectors)
+    items = present if items is None else np.asarray(items, dtype=np.int64)
+    if present.size < 2 or items.size == 0:
+        return items, np.full((items.size, 0), -1, np.int32), np.empty((items.size, 0), "f4")
+    k = min(int(n), present.size)  # the last slot may be padding (self is masked)
+    idx, vals = exact_search(
+        item_vectors[items], item_vectors, k, score, exclude=items, candidates=present, log=log
+    )
+    return items, idx, vals
+
+
+# --- approximate search (faiss IVF-Flat) -----------------------------------------------------
+
+
+def _faiss(threads: int | None = None):
+    import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
+    return faiss
+
+
+def default_nlist(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 4 sqrt(n), at most n / 39 (faiss wants >= 39
+    training points per centroid)."""
+    return int(max(1, min(round(4 * np.sqrt(n)), n // 39)))
+
+
+def build_ann(
+    item_vectors: np.ndarray,
+    score: str,
+    *,
+    nlist: int | None = None,
+    train_points: int = 64,
+    seed: int = 0,
+    threads: int | None = None,
+):
+    """A faiss IVF-Flat inner-product index over the items with a vector (ids = item indices;
+    normalised vectors for cosine). Returns ``(index, info)``."""
+    faiss = _faiss(threads)
+    present = nonzero_rows(item_vectors)
+    if present.size == 0:
+        raise InputError("every item vector is zero: there is nothing to index")
+    X = np.ascontiguousarray(in_space(item_vectors[present], score))
+    nlist = default_nlist(present.size) if nlist is None else int(min(nlist, present.size))
+    started = time.perf_counter()
+    quantiser = faiss.IndexFlatIP(X.shape[1])
+    index = faiss.IndexIVFFlat(quantiser, X.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = int(seed)
+    n_train = min(present.size, int(train_points) * nlist)
+    sample = np.sort(np.random.default_rng(seed).choice(present.size, n_train, replace=False))
+    index.train(X[sample])
+    index.add_with_ids(X, present.astype(np.int64))
+    info = {
+        "library": "faiss",
+        "faiss_version": faiss.__version__,
+        "index": "IVFFlat",
+        "metric": "inner_product",
+        "score": score,
+        "normalised": score == "cosine",
+        "n_indexed": int(present.size),
+        "dim": int(X.shape[1]),
+        "nlist": int(nlist),
+        "train_points": int(n_train),
+        "seed": int(seed),
+        "build_seconds": time.perf_counter() - started,
+    }
+    return index, info
+
+
+def ann_search(
+    index, queries: np.ndarray, k: int, nprobe: int, score: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` with ``nprobe`` lists; queries normalised for cosine. Rows are sorted by
+    (score descending, item ascending); missing slots are item -1, score -inf."""
+    index.nprobe = int(nprobe)
+    Q = np.ascontiguousarray(in_space(queries, score))
+    D, I = index.search(Q, int(k))  # noqa: E741
+    D = np.where(I < 0, -np.inf, D).astype(np.float32)
+    order = np.lexsort((np.where(I < 0, np.iinfo(np.int64).max, I), -D), axis=1)
+    return np.take_along_axis(I, order, axis=1), np.take_along_axis(D, order, axis=1)
+
+
+def _drop_self(idx: np.ndarray, vals: np.ndarray, items: np.ndarray, n: int):
+    """Remove each row's own item (or, when absent, the last slot) and keep ``n`` columns."""
+    own = idx == items[:, None]
+    own[~own.any(axis=1), -1] = True
+    keep = ~own
+    m = idx.shape[1] - 1
+    out_i = idx[keep].reshape(-1, m)[:, :n].astype(np.int32)
+    out_v = vals[keep].reshape(-1, m)[:, :n]
+    return out_i, out_v
+
+
+def ann_neighbours(
+    index,
+    item_vectors: np.ndarray,
+    items: np.ndarray,
+    n: int,
+    nprobe: int,
+    score: str,
+    *,
+    batch: int = 65536,
+    log: logging.Logger | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate top-``n`` neighbours of ``items`` (self excluded) through the index."""
+    items = np.asarray(items, dtype=np.int64)
+    out_i = np.empty((items.size, n), np.int32)
+    out_v = np.empty((items.size, n), np.float32)
+    for start in range(0, items.size, batch):
+        rows = items[start : start + batch]
+        idx, vals = ann_search(index, item_vectors[rows], n + 1, nprobe, score)
+        out_i[start : start + rows.size], out_v[start : start + rows.size] = _drop_self(
+            idx, vals, rows, n
+        )
+        if log is not None:
+            log.info("ann neighbours: %d/%d items", start + rows.size, items.size)
+    return out_i, out_v
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over rows of |found ∩ truth| / |truth| (padding -1 ignored)."""
+    total = []
+    for f, t in zip(found, truth, strict=True):
+        t = t[t >= 0]
+        if t.size:
+            total.append(np.intersect1d(f[f >= 0], t).size / t.size)
+    return float(np.mean(total)) if total else float("nan")
+
+
+def measure_ann(
+    index,
+    item_vectors: np.ndarray,
+    score: str,
+    *,
+    n: int = 50,
+    queries: int = 1000,
+    target_recall: float = 0.95,
+    nprobe: int | None = None,
+    seed: int = 0,
+    log: logging.Logger | None = None,
+) -> dict[str, Any]:
+    """Choose ``nprobe`` and measure the index against exact search.
+
+    Without a fixed ``nprobe``, the smallest power of two whose recall@``n`` on a calibration
+    sample of ``queries`` items (seed ``seed``) reaches ``target_recall`` is chosen (at most
+    ``nlist``). The reported recall, queries per second (one batch of ``queries``, after a
+    warm-up) are measured on a second, disjoint seeded sample, so the choice is not scored on
+    the queries it was tuned on.
+    """
+    present = nonzero_rows(item_vectors)
+    n = int(min(n, present.size - 1))
+    rng = np.random.default_rng(seed)
+    m = min(int(queries), present.size // 2)
+    drawn = rng.choice(present, size=2 * m, replace=False)
+    calib, test = drawn[:m], drawn[m:]
+
+    def truth_of(q):
+        return exact_neighbours(item_vectors, n, score, items=q)[1]
+
+    nlist = int(index.nlist)
+    if nprobe is None:
+        truth = truth_of(calib)
+        nprobe = 1
+        while True:
+            found = ann_search(index, item_vectors[calib], n + 1, nprobe, score)
+            rec = recall_at(_drop_self(*found, calib, n)[0], truth)
+            if log is not None:
+                log.info("calibration: nprobe %d recall@%d %.4f", nprobe, n, rec)
+            if rec >= target_recall or nprobe >= nlist:
+                break
+            nprobe = min(2 * nprobe, nlist)
+    truth = truth_of(test)
+    ann_search(index, item_vectors[test[: min(100, m)]], n + 1, nprobe, score)  # warm-up
+    started = time.perf_counter()
+    found = ann_search(index, item_vectors[test], n + 1, nprobe, score)
+    seconds = time.perf_counter() - started
+    rec = recall_at(_drop_self(*found, test, n)[0], truth)
+    return {
+        "nprobe": int(nprobe),
+        "target_recall": float(target_recall),
+        "n": n,
+        "queries": int(m),
+        "query_seed": int(seed),
+        f"recall_at_{n}": rec,
+        "recall": rec,
+        "queries_per_second": m / seconds if seconds > 0 else float("inf"),
+    }
+
+
+def index_bytes(index) -> int:
+    """Size of the serialised index."""
+    faiss = _faiss()
+    return int(faiss.serialize_index(index).size)
+
+
+def write_index(index, path: str | os.PathLike) -> None:
+    faiss = _faiss()
+    faiss.write_index(index, str(path))
+
+
+def read_index(path: str | os.PathLike):
+    return _faiss().read_index(str(path))
+
+
+# --- user recommendations --------------------------------------------------------------------
+
+
+def popularity_order(train: pl.DataFrame, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items by train positives, most first, ties by lower index: ``(items, counts)``."""
+    counts = np.bincount(train["item"].to_numpy(), minlength=n_items).astype(np.int64)
+    order = np.lexsort((np.arange(n_items), -counts))
+    return order, counts[order]
+
+
+def popularity_lists(
+    train: pl.DataFrame, users: np.ndarray, n_items: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The popularity list of every user in ``users``, their train items masked:
+    ``(items [n, k], scores [n, k])`` with the train count as score, -1 / -inf padding."""
+    users = np.asarray(users, dtype=np.int64)
+    order, counts = popularity_order(train, n_items)
+    seen = train.filter(pl.col("user").is_in(pl.Series(users).implode()))
+    by_user = dict(
+        seen.group_by("user").agg(pl.col("item").unique()).select("user", "item").iter_rows()
+    )
+    out_i = np.full((users.size, k), -1, np.int32)
+    out_v = np.full((users.size, k), -np.inf, np.float32)
+    head = min(n_items, k + max((len(v) for v in by_user.values()), default=0))
+    for row, user in enumerate(users):
+        mask = np.isin(order[:head], by_user.get(int(user), []), assume_unique=True)
+        pick = np.flatnonzero(~mask)[:k]
+        out_i[row, : pick.size] = order[pick]
+        out_v[row, : pick.size] = counts[pick]
+    return out_i, out_v
+
+
+def _ann_user_lists(index, user_vectors, users, seen, k, nprobe, score, n_items):
+    """Top-``k`` unseen items per user through the index: each user asks for ``k`` plus its
+    seen count (rounded up to a power of two, so users are searched in a few batches)."""
+    out_i = np.full((users.size, k), -1, np.int32)
+    out_v = np.full((users.size, k), -np.inf, np.float32)
+    n_seen = np.diff(seen.indptr)[users]
+    want = np.minimum(2 ** np.ceil(np.log2(k + n_seen + 1)).astype(np.int64), n_items)
+    for kk in np.unique(want):
+        rows = np.flatnonzero(want == kk)
+        idx, vals = ann_search(index, user_vectors[users[rows]], int(kk), max(nprobe, 1), score)
+        for r, i_row, v_row in zip(rows, idx, vals, strict=True):
+            u = users[r]
+            mask = np.isin(i_row, seen.indices[seen.indptr[u] : seen.indptr[u + 1]])
+            keep = np.flatnonzero(~mask & (i_row >= 0))[:k]
+            out_i[r, : keep.size], out_v[r, : keep.size] = i_row[keep], v_row[keep]
+    return out_i, out_v
+
+
+def user_recommendations(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    score: str,
+    train: pl.DataFrame,
+    k: int,
+    *,
+    index=None,
+    nprobe: int = 1,
+    log: logging.Logger | None = None,
+) -> pl.DataFrame:
+    """Top-``k`` for every user with a train history, train items masked (dense indices).
+
+    Users whose vector is all zeros get the popularity list (``fallback``; score = the item's
+    train count). With ``index`` the lists come from the ANN index, otherwise from exact
+    blocked search. Columns: user, rank, item, score, fallback.
+    """
+    from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+
+    n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
+    k = int(min(k, n_items))
+    users = np.unique(train["user"].to_numpy()).astype(np.int64)
+    zero = ~np.any(user_vectors[users] != 0, axis=1)
+    model_users, fallback_users = users[~zero], users[zero]
+    seen = seen_matrix(train, n_users, n_items)
+    if index is None:
+        items, scores = recommend_top_k(
+            user_vectors, item_vectors, model_users, k=k, score=score, seen=seen, log=log
+        )
+    else:
+        items, scores = _ann_user_lists(
+            index, user_vectors, model_users, seen, k, nprobe, score, n_items
+        )
+    pop_items, pop_scores = popularity_lists(train, fallback_users, n_items, k)
+    if log is not None:
+        log.info(
+            "user lists: %d users by the model, %d zero-vector users by popularity",
+            model_users.size,
+            fallback_users.size,
+        )
+    frames = [
+        recs_frame(model_users, items, scores).with_columns(fallback=pl.lit(False)),
+        recs_frame(fallback_users, pop_items, pop_scores).with_columns(fallback=pl.lit(True)),
+    ]
+    return pl.concat(frames).sort("user", "rank")
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def write_word2vec(path: str | os.PathLike, keys: list[str], vectors: np.ndarray) -> None:
+    """The word2vec binary format: a ``"count dim"`` header line, then per vector its key, a
+    space and ``dim`` little-endian float32 values (what gensim's
+    ``KeyedVectors.load_word2vec_format(path, binary=True)`` reads). Keys may not contain
+    whitespace."""
+    from mp2v4rec.io import atomic_path
+
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    if len(keys) != vectors.shape[0]:
+        raise InputError(f"{len(keys)} keys for {vectors.shape[0]} vectors")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n".encode())
+        for key, row in zip(keys, vectors, strict=True):
+            f.write(key.encode() + b" " + row.tobytes())
+
+
+def vectors_frame(kind: str, raw_ids: np.ndarray, vectors: np.ndarray) -> pl.DataFrame:
+    """``{kind}:int32, raw_id:int64, vector: array[float32, dim]`` for every row."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pl.DataFrame(
+        {
+            kind: np.arange(vectors.shape[0], dtype=np.int32),
+            "raw_id": np.asarray(raw_ids, dtype=np.int64),
+            "vector": vectors,
+        },
+        schema={
+            kind: pl.Int32,
+            "raw_id": pl.Int64,
+            "vector": pl.Array(pl.Float32, vectors.shape[1]),
+        },
+    )
+
+
+def neighbours_frame(
+    items: np.ndarray, neighbours: np.ndarray, scores: np.ndarray, raw_ids: np.ndarray
+) -> pl.DataFrame:
+    """Long table (item, raw_id, rank, neighbour, neighbour_raw_id, score); padding dropped."""
+    n = neighbours.shape[1]
+    keep = neighbours.ravel() >= 0
+    flat = neighbours.ravel()[keep]
+    item_col = np.repeat(np.asarray(items, dtype=np.int64), n)[keep]
+    raw_ids = np.asarray(raw_ids, dtype=np.int64)
+    return pl.DataFrame(
+        {
+            "item": item_col.astype(np.int32),
+            "raw_id": raw_ids[item_col],
+            "rank": np.tile(np.arange(1, n + 1, dtype=np.int16), len(items))[keep],
+            "neighbour": flat.astype(np.int32),
+            "neighbour_raw_id": raw_ids[flat],
+            "score": scores.ravel()[keep].astype(np.float32),
+        },
+        schema=NEIGHBOUR_SCHEMA,
+    )
+
+
+def with_raw_ids(recs: pl.DataFrame, user_raw: np.ndarray, item_raw: np.ndarray) -> pl.DataFrame:
+    """User recommendations with the raw user and item ids beside the indices."""
+    return recs.with_columns(
+        raw_id=pl.Series(np.asarray(user_raw, np.int64)[recs["user"].to_numpy()]),
+        item_raw_id=pl.Series(np.asarray(item_raw, np.int64)[recs["item"].to_numpy()]),
+    ).select(list(USER_RECS_SCHEMA))
+
+
+def build_serve(
+    outdir: str | os.PathLike,
+    *,
+    method: str,
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    score: str,
+    users: pl.DataFrame,
+    items: pl.DataFrame,
+    train: pl.DataFrame,
+    neighbours: int = 50,
+    k: int = 100,
+    exact_max_items: int = 200_000,
+    ann: Mapping[str, Any] | None = None,
+    threads: int = 1,
+    log: logging.Logger | None = None,
+) -> dict[str, Any]:
+    """Write every serving artefact of one method into ``outdir`` (built in a temporary folder
+    beside it and renamed, so a failed job leaves nothing). Returns the ``serve.json`` record."""
+    _check_score(score)
+    ann = dict(ann or {})
+    n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
+    if users.height != n_users or items.height != n_items:
+        raise InputError(
+            f"the embeddings hold {n_users} users x {n_items} items but users.parquet has "
+            f"{users.height} rows and items.parquet {items.height}: they come from different "
+            "preprocess runs; re-run the workflow"
+        )
+    user_raw = users.sort("user")["raw_id"].to_numpy()
+    item_raw = items.sort("item")["raw_id"].to_numpy()
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; outputs get the usual permissions
+    try:
+        started = time.perf_counter()
+        present = nonzero_rows(item_vectors)
+        mode = "exact" if present.size <= exact_max_items else "ann"
+        meta: dict[str, Any] = {
+            "method": method,
+            "score": score,
+            "n_items": int(n_items),
+            "n_users": int(n_users),
+            "items_with_vectors": int(present.size),
+            "dim": int(item_vectors.shape[1]),
+            "neighbours": int(neighbours),
+            "k": int(min(k, n_items)),
+            "search": mode,
+            "exact_max_items": int(exact_max_items),
+            "files": dict(FILES),
+        }
+        index, nprobe = None, 1
+        if mode == "ann":
+            index, info = build_ann(
+                item_vectors,
+                score,
+                nlist=ann.get("nlist"),
+                train_points=ann.get("train_points", 64),
+                seed=ann.get("seed", 0),
+                threads=threads,
+            )
+            if log is not None:
+                log.info("ann index: %s", info)
+            info |= measure_ann(
+                index,
+                item_vectors,
+                score,
+                n=neighbours,
+                queries=ann.get("queries", 1000),
+                target_recall=ann.get("target_recall", 0.95),
+                nprobe=ann.get("nprobe"),
+                seed=ann.get("seed", 0),
+                log=log,
+            )
+            write_index(index, tmp / FILES["index"])
+            info["index_bytes"] = int((tmp / FILES["index"]).stat().st_size)
+            info["threads"] = int(threads)
+            nprobe = info["nprobe"]
+            (tmp / FILES["ann"]).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+            meta["ann"] = {key: info[key] for key in ("nlist", "nprobe", "recall", "n")}
+            if log is not None:
+                log.info("ann measured: %s", info)
+            nb_items, n_nb = present, min(neighbours, present.size - 1)
+            nb_idx, nb_val = ann_neighbours(
+                index, item_vectors, present, n_nb, nprobe, score, log=log
+            )
+        else:
+            nb_items, nb_idx, nb_val = exact_neighbours(item_vectors, neighbours, score, log=log)
+        neighbours_frame(nb_items, nb_idx, nb_val, item_raw).write_parquet(
+            tmp / FILES["neighbours"], row_group_size=64 * 1024
+        )
+        if log is not None:
+            log.info("item neighbours written (%s, %.1f s)", mode, time.perf_counter() - started)
+        recs = user_recommendations(
+            user_vectors, item_vectors, score, train, k, index=index, nprobe=nprobe, log=log
+        )
+        with_raw_ids(recs, user_raw, item_raw).write_parquet(
+            tmp / FILES["user_recs"], row_group_size=64 * 1024
+        )
+        meta["users_served"] = int(recs["user"].n_unique())
+        meta["users_fallback"] = int(recs.filter(pl.col("fallback"))["user"].n_unique())
+        vectors_frame("item", item_raw, item_vectors).write_parquet(tmp / FILES["item_vectors"])
+        vectors_frame("user", user_raw, user_vectors).write_parquet(tmp / FILES["user_vectors"])
+        for name, raw, vectors in (
+            ("item_w2v", item_raw, item_vectors),
+            ("user_w2v", user_raw, user_vectors),
+        ):
+            rows = nonzero_rows(vectors)
+            write_word2vec(tmp / FILES[name], [str(r) for r in raw[rows]], vectors[rows])
+        meta["seconds"] = time.perf_counter() - started
+        (tmp / FILES["meta"]).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return meta
+
+
+# --- playlists -------------------------------------------------------------------------------
+
+
+def seed_query(seed_vectors: np.ndarray, score: str) -> np.ndarray:
+    """The query of a playlist: the mean of its seeds' vectors; for cosine models the seeds are
+    normalised first and the mean is normalised too (zero when every seed vector is zero)."""
+    v = in_space(np.atleast_2d(seed_vectors), score)
+    q = v.mean(axis=0, keepdims=True)
+    return (normalise(q) if score == "cosine" else q)[0]
+
+
+def mmr(
+    relevance: np.ndarray,
+    vectors: np.ndarray,
+    n: int,
+    *,
+    diversity: float = 0.0,
+    categories: np.ndarray | None = None,
+    max_per_category: int | None = None,
+) -> np.ndarray:
+    """Maximal marginal relevance over candidates (rows, given in any order): each step picks
+    argmax λ·relevance(c) − (1 − λ)·max_{s picked} sim(c, s), λ = 1 − diversity, sim = dot of
+    ``vectors`` (the method's score when they are in its space); equal values go to the earlier
+    row. With ``max_per_category`` a candidate whose category (>= 0; -1 = unknown, never capped)
+    already holds that many picks is skipped. Returns the picked row positions in order."""
+    if not 0.0 <= diversity <= 1.0:
+        raise InputError(f"diversity must be between 0 and 1, got {diversity}")
+    lam = 1.0 - float(diversity)
+    relevance = np.asarray(relevance, dtype=np.float64)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    m = relevance.size
+    max_sim = np.zeros(m)
+    alive = np.ones(m, dtype=bool)
+    used: dict[int, int] = {}
+    picked: list[int] = []
+    while len(picked) < n and alive.any():
+        value = np.where(alive, lam * relevance - (1 - lam) * max_sim, -np.inf)
+        best = int(np.argmax(value))
+        alive[best] = False
+        cat = -1 if categories is None else int(categories[best])
+        if max_per_category is not None and cat >= 0:
+            if used.get(cat, 0) >= max_per_category:
+                continue
+            used[cat] = used.get(cat, 0) + 1
+        picked.append(best)
+        if lam < 1.0:
+            sim = vectors @ vectors[best]
+            max_sim = sim if len(picked) == 1 else np.maximum(max_sim, sim)
+    return np.asarray(picked, dtype=np.int64)
+
+
+def mean_pairwise_similarity(vectors: np.ndarray) -> float:
+    """Mean of the dot products over distinct pairs of rows."""
+    v = np.asarray(vectors, dtype=np.float64)
+    m = v.shape[0]
+    if m < 2:
+        return float("nan")
+    s = v @ v.T
+    return float((s.sum() - np.trace(s)) / (m * (m - 1)))
+
+
+# --- seed-based evaluation -------------------------------------------------------------------
+
+
+def last_items(train: pl.DataFrame, users: np.ndarray, s: int) -> pl.DataFrame:
+    """Each user's last ``s`` train items by time (``user, item``); equal timestamps are ordered
+    by item index and a missing timestamp counts as the oldest."""
+    if s < 1:
+        raise InputError(f"serve.seed_items must be >= 1, got {s}")
+    keep = pl.Series(np.asarray(users, dtype=np.int32)).implode()
+    return (
+        train.filter(pl.col("user").is_in(keep))
+        .sort(["user", "timestamp", "item"], nulls_last=False)
+        .group_by("user", maintain_order=True)
+        .tail(s)
+        .select("user", "item")
+    )
+
+
+def seeded_lists(
+    item_vectors: np.ndarray | None,
+    score: str | None,
+    train: pl.DataFrame,
+    users: np.ndarray,
+    *,
+    n_users: int,
+    n_items: int,
+    seed_items: int,
+    k: int,
+    log: logging.Logger | None = None,
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The continuation of every user's last ``seed_items`` train items, top ``k`` (user, rank,
+    item, score), the user's train items (seeds included) excluded.
+
+    The query is ``seed_query`` of the seeds, scored against every item by the method's score.
+    Users without a usable query (no train items, or only zero-vector seeds) get the popularity
+    list; ``item_vectors=None`` gives everyone the popularity list (the reference line).
+    Returns the lists and the number of users per source.
+    """
+    from mp2v4rec.recommend import recommend_top_k, recs_frame, seen_matrix
+
+    users = np.unique(np.asarray(users, dtype=np.int64))
+    k = int(min(k, n_items))
+    by_model = np.zeros(users.size, dtype=bool)
+    lists = []
+    if item_vectors is not None:
+        seeds = last_items(train, users, seed_items)
+        row_of = np.searchsorted(users, seeds["user"].to_numpy())
+        Q = np.zeros((users.size, item_vectors.shape[1]), dtype=np.float64)
+        np.add.at(Q, row_of, in_space(item_vectors, score)[seeds["item"].to_numpy()])
+        Q /= np.maximum(np.bincount(row_of, minlength=users.size), 1)[:, None]
+        Q = Q.astype(np.float32)
+        by_model = np.any(Q != 0, axis=1)
+        rows = np.flatnonzero(by_model)
+        if rows.size:
+            seen = seen_matrix(train, n_users, n_items)[users[rows]]  # rows follow Q[rows]
+            items, vals = recommend_top_k(
+                Q[rows], item_vectors, np.arange(rows.size), k=k, score=score, seen=seen, log=log
+            )
+            lists.append(recs_frame(users[rows], items, vals))
+    fallback = users[~by_model]
+    if fallback.size:
+        lists.append(recs_frame(fallback, *popularity_lists(train, fallback, n_items, k)))
+    counts = {"users": int(users.size), "by_model": int(by_model.sum())}
+    counts["by_popularity"] = counts["users"] - counts["by_model"]
+    if log is not None:
+        log.info("seeded lists: %s", counts)
+    empty = pl.DataFrame(schema=LIST_SCHEMA)
+    return pl.concat([empty, *lists]).sort("user", "rank"), counts
+
+
+def seeded_table(
+    recs: pl.DataFrame, truth: pl.DataFrame, ks: list[int], *, n_boot: int = 1000, seed: int = 0
+) -> pl.DataFrame:
+    """Recall, NDCG, precision and hit rate at ``ks`` of the continuations against the held-out
+    items, with bootstrap CIs over users, in ``evaluation.METRICS_SCHEMA`` plus
+    ``protocol = "seeded"`` (split ``test``, cohort ``all``)."""
+    from mp2v4rec.evaluation import METRICS_SCHEMA
+    from mp2v4rec.metrics import per_user_metrics
+    from mp2v4rec.stats import summarise
+
+    users, per_user = per_user_metrics(recs, truth, ks)
+    if users.size == 0:
+        raise InputError("the test table has no rows for the evaluated users: nothing to score")
+    table = summarise(per_user, list(ks), n_boot=n_boot, seed=seed)
+    table = table.with_columns(split=pl.lit("test"), cohort=pl.lit("all"))
+    return table.select(list(METRICS_SCHEMA)).with_columns(protocol=pl.lit("seeded"))
+
+
+def plot_seeded(
+    tables: Mapping[str, pl.DataFrame], path: str | os.PathLike, seed_items: int | None = None
+) -> None:
+    """Recall@K by K of the seeded continuation, one colour per method (popularity dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mp2v4rec.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = plt.get_cmap("tab10").colors
+    for i, (method, table) in enumerate(tables.items()):
+        rows = table.filter(pl.col("metric") == "recall").sort("k")
+        k, v = rows["k"].to_numpy(), rows["value"].to_numpy()
+        lo, hi = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
+        style = {"color": "0.45", "ls": "--"} if method == "popularity" else {"color": colours[i]}
+        ax.plot(k, v, marker="o", ms=3, label=method, **style)
+        ax.fill_between(k, lo, hi, alpha=0.15, color=style["color"], lw=0)
+    ax.set_xlabel("K (continuation length)")
+    ax.set_ylabel("Recall@K of the held-out test items")
+    last = "last" if seed_items is None else f"last {seed_items}"
+    ax.set_title(f"Playlist continuation from each user's {last} train items")
+    ax.grid(alpha=0.3)
+    ax.set_ylim(bottom=0)
+    ax.legend(title="method")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
