@@ -210,10 +210,10 @@ def test_entry_point_is_declared():
 
 
 def test_command_imports_stay_light():
-    """No snakemake, gensim, matplotlib, scipy or faiss when the command module loads."""
+    """No snakemake, gensim, matplotlib, scipy, numba or faiss when the command module loads."""
     code = (
         "import sys, mp2v4rec.cli, mp2v4rec.serve; "
-        "print(sorted(m for m in ('snakemake', 'gensim', 'matplotlib', 'scipy', 'faiss') "
+        "print(sorted(m for m in ('snakemake', 'gensim', 'matplotlib', 'scipy', 'faiss', 'numba') "
         "if m in sys.modules))"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

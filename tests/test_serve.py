@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from mp2v4rec import serve
+from mp2v4rec import topk as serve_topk
 from mp2v4rec.config import validate_config
 from mp2v4rec.io import InputError
 
@@ -94,6 +95,18 @@ def test_neighbour_lists_are_short_when_the_catalogue_is():
     frame = serve.neighbours_frame(items, idx, vals, np.array([10, 11, 12]))
     assert frame.group_by("item").len()["len"].to_list() == [2, 2, 2]
     assert set(frame["neighbour_raw_id"]) == {10, 11, 12}
+
+
+def test_top_k_blocks_and_edges():
+    rng = np.random.default_rng(9)
+    Q, C = rng.normal(size=(37, 5)), rng.normal(size=(23, 5))
+    whole = serve_topk.top_k(Q, C, 7)
+    blocked = serve_topk.top_k(Q, C, 7, block_cells=23 * 4)  # four query rows per block
+    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
+    idx, vals = serve_topk.top_k(Q, C, 30, exclude=np.full(37, 3))  # more than the candidates
+    assert (idx[:, 22:] == -1).all() and np.isinf(vals[:, 22:]).all() and not (idx == 3).any()
+    assert serve_topk.top_k(Q, C, 0)[0].shape == (37, 0)
+    assert serve.exact_neighbours(np.eye(1, 3, dtype=np.float32), 5, "dot")[1].shape == (1, 0)
 
 
 def clustered(n, dim, clusters, seed):

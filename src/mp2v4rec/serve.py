@@ -136,34 +136,24 @@ def exact_search(
     *,
     exclude: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
-    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` items for every row of ``queries`` by the method's score, best first,
     equal scores by lower item index; ``exclude[i]`` (an item index, or -1) is never returned
-    for query ``i``. Blocked matrix products through ``recommend.recommend_top_k``."""
-    import scipy.sparse as sp
+    for query ``i``; ``candidates`` (item indices) restricts the search. Blocked matrix
+    products, memory bounded per block (``topk.top_k``). Missing slots: item -1, score -inf."""
+    from mp2v4rec.topk import top_k
 
-    from mp2v4rec.recommend import recommend_top_k
-
-    queries = np.asarray(queries, dtype=np.float32)
-    n_q, n_items = queries.shape[0], item_vectors.shape[0]
-    seen = None
+    n_items = item_vectors.shape[0]
+    cols = np.arange(n_items) if candidates is None else np.unique(np.asarray(candidates))
+    ex = None
     if exclude is not None:
-        exclude = np.asarray(exclude, dtype=np.int64)
-        rows = np.flatnonzero(exclude >= 0)
-        seen = sp.csr_matrix(
-            (np.ones(rows.size, dtype=bool), (rows, exclude[rows])), shape=(n_q, n_items)
-        )
-    return recommend_top_k(
-        queries,
-        item_vectors,
-        np.arange(n_q),
-        k=k,
-        score=score,
-        seen=seen,
-        candidates=candidates,
-        log=log,
-    )
+        col_of = np.full(n_items + 1, -1, dtype=np.int64)  # item -1 maps to column -1
+        col_of[cols] = np.arange(cols.size)
+        ex = col_of[np.asarray(exclude, dtype=np.int64)]
+    Q = in_space(queries, score)
+    idx, vals = top_k(Q, in_space(item_vectors[cols], score), int(min(k, cols.size)), exclude=ex)
+    items = np.where(idx >= 0, cols[np.maximum(idx, 0)], -1).astype(np.int32)
+    return items, vals
 
 
 def exact_neighbours(
@@ -172,18 +162,15 @@ def exact_neighbours(
     score: str,
     *,
     items: np.ndarray | None = None,
-    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-``n`` neighbours of every item with a vector (``items``, default: the non-zero rows),
     among the items with a vector, self excluded. Returns ``(items, neighbours, scores)``;
     ``neighbours`` is -1 (score -inf) where fewer than ``n`` other items exist."""
     present = nonzero_rows(item_vectors)
     items = present if items is None else np.asarray(items, dtype=np.int64)
-    if present.size < 2 or items.size == 0:
-        return items, np.full((items.size, 0), -1, np.int32), np.empty((items.size, 0), "f4")
-    k = min(int(n), present.size)  # the last slot may be padding (self is masked)
+    n = int(min(n, max(present.size - 1, 0)))
     idx, vals = exact_search(
-        item_vectors[items], item_vectors, k, score, exclude=items, candidates=present, log=log
+        item_vectors[items], item_vectors, n, score, exclude=items, candidates=present
     )
     return items, idx, vals
 
@@ -634,7 +621,7 @@ def build_serve(
                 index, item_vectors, present, n_nb, nprobe, score, log=log
             )
         else:
-            nb_items, nb_idx, nb_val = exact_neighbours(item_vectors, neighbours, score, log=log)
+            nb_items, nb_idx, nb_val = exact_neighbours(item_vectors, neighbours, score)
         neighbours_frame(nb_items, nb_idx, nb_val, item_raw).write_parquet(
             tmp / FILES["neighbours"], row_group_size=64 * 1024
         )
