@@ -317,7 +317,8 @@ def cmd_playlist(args) -> None:
     ]
     cap = "" if args.max_per_category is None else f", at most {args.max_per_category}/category"
     header = (
-        f"playlist continuing {', '.join(map(str, raws))} by {run.method} ({score}; "
+        f"playlist continuing {', '.join(map(str, raws))} by {run.method} ({score} to the "
+        f"seeds' mean; "
         f"diversity {args.diversity:g}{cap})"
     )
     if len(results) < args.n:
