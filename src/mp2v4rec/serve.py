@@ -13,10 +13,12 @@
 - ``serve.json``: what was built and how; ``ann.json`` and ``ann.faiss`` for catalogues above
   ``serve.exact_max_items`` (a faiss IVF-Flat index and its recall against exact search).
 
-Exact search goes through ``recommend.recommend_top_k`` (blocked matrix products, memory
-bounded per block). This module imports only numpy and polars at load time, so the
-``mp2v4rec`` command starts fast; scipy, faiss, matplotlib and the evaluation modules are
-imported where they are needed.
+Exact search is blocked matrix products, memory bounded per block: ``topk.top_k`` (a numba
+selection kernel) for the neighbour lists, ``recommend.recommend_top_k`` for the users' lists
+(so they equal the recommend stage's). Both tables are written block by block.
+
+This module imports only numpy and polars at load time, so the ``mp2v4rec`` command starts
+fast; scipy, numba, faiss, matplotlib and the evaluation modules are imported where needed.
 """
 
 from __future__ import annotations
@@ -366,12 +368,6 @@ def measure_ann(
         "recall": rec,
         "queries_per_second": m / seconds if seconds > 0 else float("inf"),
     }
-
-
-def index_bytes(index) -> int:
-    """Size of the serialised index."""
-    faiss = _faiss()
-    return int(faiss.serialize_index(index).size)
 
 
 def write_index(index, path: str | os.PathLike) -> None:
