@@ -22,6 +22,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/serve.smk"
 
 
 # small summaries and figures run where snakemake runs, not as cluster jobs
@@ -41,6 +42,7 @@ localrules:
     plot_pca,
     plot_beyond_accuracy,
     plot_training_curves,
+    plot_seeded,
 
 
 rule all:

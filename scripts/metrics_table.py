@@ -21,6 +21,9 @@ def main(smk):
     for path in smk.input.protocols:  # metrics/{method}/{variant}.protocols.tsv
         method, variant = path.split("/")[-2], path.split("/")[-1].removesuffix(".protocols.tsv")
         tables.append(read(path, method, variant))
+    for path in smk.input.seeded:  # metrics/{method}/default.seeded.tsv: playlist continuation
+        seeded = read(path, path.split("/")[-2], "default").drop("protocol")
+        tables.append(seeded.with_columns(candidates=pl.lit("seeded"), native=pl.lit(True)))
     table = pl.concat(tables, how="diagonal_relaxed")
     write_tsv(table, smk.output[0])
     log.info("%d rows from %d runs", table.height, len(runs))

@@ -123,7 +123,7 @@ def test_pipeline_writes_every_output(demo_run):
     stats = json.loads((base / "data/stats.json").read_text())
     assert stats["eval_cold_pairs"] > 0  # so the cold cohort is really exercised
     # evaluation protocols side by side: candidate sets and score functions as columns
-    assert set(table["candidates"]) == {"all", "block", "sampled"}
+    assert set(table["candidates"]) == {"all", "block", "sampled", "seeded"}
     assert {"cosine", "dot", "popblend"} <= set(table["score"])
     assert {"graded_ndcg", "auc", "gauc"} <= set(table["metric"])
     blend = table.filter(pl.col("score") == "popblend")
@@ -199,6 +199,8 @@ SUMMARIES = {
     "all": 1,
 }
 
+SERVED = {"serve": 1, "evaluate_seeded": 1, "plot_seeded": 1}  # the default mp2v run is served
+
 
 @pytest.mark.parametrize(
     "edit, expected",
@@ -213,6 +215,7 @@ SUMMARIES = {
                 "evaluate_protocols": 1,
                 "plot_pca": 1,
                 "plot_training_curves": 1,
+                **SERVED,
                 **SUMMARIES,
             },
         ),
@@ -228,12 +231,19 @@ SUMMARIES = {
                 "evaluate_protocols": 1,
                 "plot_pca": 1,
                 "plot_training_curves": 1,
+                **SERVED,
                 **SUMMARIES,
             },
         ),
         (  # evaluated K: evaluation and what summarises it only
             lambda c: c["evaluate"].update(ks=[1, 5, 10, 20, 40, 50]),
-            {"evaluate": 12, "evaluate_protocols": 7, **SUMMARIES},
+            {
+                "evaluate": 12,
+                "evaluate_protocols": 7,
+                "evaluate_seeded": 4,  # mp2v, rmp2v, w2v and the popularity reference
+                "plot_seeded": 1,
+                **SUMMARIES,
+            },
         ),
         (  # a new seed: only the two new cells, plus the summaries that list every run
             lambda c: c["ablation"]["grid"].update(seed=[0, 1, 2]),
@@ -252,6 +262,45 @@ SUMMARIES = {
 )
 def test_config_edit_reruns_exactly_the_affected_jobs(demo_run, tmp_path, edit, expected):
     assert edited_plan(demo_run, tmp_path, edit) == expected
+
+
+def test_serve_stage_runs_in_the_dag(demo_run):
+    """serve/{method}/ for mp2v, rmp2v and w2v, the seeded tables and figure, and the command
+    answering from them."""
+    base = demo_run / "results/tiny"
+    train = pl.read_parquet(base / "data/train.parquet")
+    assert sorted(p.name for p in (base / "serve").iterdir()) == ["mp2v", "rmp2v", "w2v"]
+    for method in ("mp2v", "rmp2v", "w2v"):
+        folder = base / "serve" / method
+        names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        assert names == {
+            "item_neighbours.parquet",
+            "user_recs.parquet",
+            "item_vectors.parquet",
+            "user_vectors.parquet",
+            "items.w2v.bin",
+            "users.w2v.bin",
+            "serve.json",
+        }, names  # 300 items: exact search, no ANN index
+        recs = pl.read_parquet(folder / "user_recs.parquet")
+        assert recs["user"].n_unique() == train["user"].n_unique()  # every user with a history
+        assert recs.join(train, on=["user", "item"]).height == 0
+        neighbours = pl.read_parquet(folder / "item_neighbours.parquet")
+        assert (neighbours["item"] != neighbours["neighbour"]).all()
+        assert neighbours.group_by("item").len()["len"].max() == 50
+    for method in ("mp2v", "rmp2v", "w2v", "popularity"):
+        table = pl.read_csv(base / f"metrics/{method}/default.seeded.tsv", separator="\t")
+        assert set(table["protocol"]) == {"seeded"} and set(table["k"]) == {1, 5, 10, 20, 50}
+    assert (base / "figures/seeded_continuation.png").stat().st_size > 0
+    item = pl.read_parquet(base / "serve/mp2v/item_neighbours.parquet")["raw_id"][0]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mp2v4rec.cli", "similar", str(base), "--method", "mp2v"]
+        + ["--item", str(item), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(__import__("json").loads(proc.stdout)["results"]) == 20
 
 
 def test_search_selects_on_validation_and_reports_test(demo_run):

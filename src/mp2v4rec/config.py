@@ -18,6 +18,7 @@ import yaml
 
 from mp2v4rec.graph import validate_metapath
 from mp2v4rec.io import InputError
+from mp2v4rec.serve import check_serve_config
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -147,6 +148,7 @@ def _check_references(config: Mapping[str, Any]) -> None:
                 f"config key plots.pca_methods: {method!r} is not a configured method "
                 f"({sorted(config['methods'])})."
             )
+    check_serve_config(config)
 
 
 def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: str) -> None:

@@ -11,6 +11,7 @@ from mp2v4rec.config import (
 )
 from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.io import InputError
+from mp2v4rec.serve import serve_methods
 
 try:
     validate_config(config)
@@ -35,6 +36,8 @@ TRAIN_KEYS = [
 ]
 ABLATION = config["ablation"]
 SEARCH = config["search"]
+SERVE_METHODS = serve_methods(config)
+SEEDED_METHODS = list(dict.fromkeys([*SERVE_METHODS, "popularity"]))
 
 
 def plain(value):
@@ -196,6 +199,16 @@ def protocol_metrics(wildcards):
     ]
 
 
+def seeded_metrics(wildcards):
+    """The seeded-continuation tables of the served methods (and popularity)."""
+    if not SERVE_METHODS:
+        return []
+    return [
+        f"{R}/metrics/{m}/default.seeded.tsv".format(dataset=wildcards.dataset)
+        for m in SEEDED_METHODS
+    ]
+
+
 def relevance_threshold(dataset):
     """Observed block pairs at or above this weight are relevant (AUC over the block)."""
     spec = DATASETS[dataset]
@@ -271,6 +284,9 @@ def all_targets():
     ]
     if ABLATION["grid"]:
         targets += [f"{R}/tables/ablation.tsv", f"{R}/figures/ablation.png"]
+    if SERVE_METHODS:
+        targets += [f"{R}/serve/{m}" for m in SERVE_METHODS]
+        targets += [f"{R}/figures/seeded_continuation.png"]
     return expand(targets, dataset=list(DATASETS))
 
 

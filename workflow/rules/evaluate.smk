@@ -120,6 +120,7 @@ rule metrics_table:
     input:
         metrics=run_metrics,
         protocols=protocol_metrics,
+        seeded=seeded_metrics,
     output:
         report(
             f"{R}/tables/metrics.tsv",

@@ -1,0 +1,39 @@
+"""Rule serve: a method's serving artefacts (neighbour lists, every user's top-K, exported
+vectors, an ANN index for large catalogues) in results/{dataset}/serve/{method}/."""
+
+import logging
+
+import numba
+import polars as pl
+from threadpoolctl import threadpool_limits
+
+from mp2v4rec.embed import load_embeddings
+from mp2v4rec.io import run_rule
+from mp2v4rec.serve import build_serve
+
+
+def main(smk):
+    p = smk.params
+    user_vectors, item_vectors, score = load_embeddings(smk.input.embeddings)
+    numba.set_num_threads(min(smk.threads, numba.config.NUMBA_NUM_THREADS))  # top-k kernel
+    with threadpool_limits(limits=smk.threads):  # matrix products; faiss gets `threads`
+        meta = build_serve(
+            smk.output[0],
+            method=smk.wildcards.method,
+            user_vectors=user_vectors,
+            item_vectors=item_vectors,
+            score=score,
+            users=pl.read_parquet(smk.input.user_table),
+            items=pl.read_parquet(smk.input.item_table),
+            train=pl.read_parquet(smk.input.train),
+            neighbours=p.neighbours,
+            k=p.k,
+            exact_max_items=p.exact_max_items,
+            ann=p.ann,
+            threads=smk.threads,
+        )
+    logging.getLogger("mp2v4rec.rules").info("served: %s", meta)
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821
