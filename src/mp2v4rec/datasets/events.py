@@ -511,6 +511,18 @@ def holdout_mask(users: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
+def _holdout_split(pairs: pl.DataFrame, fraction: float, seed: int):
+    """(held out, kept) rows of indexed pairs by ``holdout_mask``, each in the pairs' order.
+
+    The mask is drawn over the rows ranked by (user, item), so the seed alone decides; a
+    permutation, not a sorted copy of the pairs (peak memory).
+    """
+    order = np.lexsort((pairs["item"].to_numpy(), pairs["user"].to_numpy()))
+    mask = np.empty(len(order), bool)
+    mask[order] = holdout_mask(pairs["user_id"].to_numpy()[order], fraction, seed)
+    return pairs.filter(pl.Series(mask)), pairs.filter(pl.Series(~mask))
+
+
 def _interactions(pairs: pl.DataFrame) -> pl.DataFrame:
     """Indexed pairs (user, item, score, ms) in the interaction schema, sorted."""
     df = pairs.select(
@@ -807,10 +819,8 @@ def preprocess_events(
     del scored, pairs, keep, users_idx, items_idx
 
     eval_stats: dict = {}
-    if mode == "holdout":  # rows in a fixed order, so the seed alone decides
-        filtered = filtered.sort("user", "item")
-        mask = holdout_mask(filtered["user_id"].to_numpy(), holdout_fraction, seed)
-        held, filtered = filtered.filter(pl.Series(mask)), filtered.filter(pl.Series(~mask))
+    if mode == "holdout":
+        held, filtered = _holdout_split(filtered, holdout_fraction, seed)
     elif mode == "eval_events":
         eval_sources = _open_all(eval_events, "eval_events", columns, timestamp_unit)
         eval_summary = _event_summary(eval_sources, weights, default_event_weight, ref_ms)
