@@ -432,7 +432,7 @@ def _score_pairs(
         raise InputError(f"{sources[0].table} {files}: cannot read ({exc}); fix the files") from exc
 
 
-# ---- the protocol steps (pure functions on small frames, tested directly) --------------------
+# ---- the protocol's building blocks (pure functions on small frames, tested directly) -------
 
 
 def _lookup(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -509,6 +509,18 @@ def holdout_mask(users: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     mask = np.zeros(len(users), bool)
     mask[order] = rank < np.repeat(n_hold, sizes)
     return mask
+
+
+def _holdout_split(pairs: pl.DataFrame, fraction: float, seed: int):
+    """(held out, kept) rows of indexed pairs by ``holdout_mask``, each in the pairs' order.
+
+    The mask is drawn over the rows ranked by (user, item), so the seed alone decides; a
+    permutation, not a sorted copy of the pairs (peak memory).
+    """
+    order = np.lexsort((pairs["item"].to_numpy(), pairs["user"].to_numpy()))
+    mask = np.empty(len(order), bool)
+    mask[order] = holdout_mask(pairs["user_id"].to_numpy()[order], fraction, seed)
+    return pairs.filter(pl.Series(mask)), pairs.filter(pl.Series(~mask))
 
 
 def _interactions(pairs: pl.DataFrame) -> pl.DataFrame:
@@ -705,189 +717,255 @@ def _split_mode(split: str, eval_events, cutoff_ms) -> str:
     return split
 
 
-# ---- the whole preprocessing -----------------------------------------------------------------
+@dataclass(frozen=True)
+class EventParams:
+    """The preprocessing settings, checked and resolved once (build with ``from_settings``)."""
+
+    columns: dict  # table -> {our column: the files' column}
+    event_weights: dict[str, float]
+    default_event_weight: float | None  # weight of event types missing from event_weights
+    timestamp_unit: str  # "s" or "ms"
+    half_life_days: float | None  # None: no decay
+    reference_ms: int | None  # None: the latest events timestamp
+    min_user_interactions: int
+    min_item_interactions: int
+    filter_to_fixed_point: bool
+    split: str  # "eval_events", "temporal" or "holdout" ("auto" resolved)
+    cutoff_time: object  # as given (for messages)
+    cutoff_ms: int | None
+    holdout_fraction: float
+    valid_fraction: float
+    positive_min_score: float
+    seed: int
+
+    @classmethod
+    def from_settings(
+        cls,
+        eval_events=None,
+        *,
+        columns: dict | None = None,
+        event_weights: dict[str, float] | None = None,
+        default_event_weight: float | None = None,
+        timestamp_unit: str = "s",
+        half_life_days: float | None = 365.0,
+        reference_time=None,
+        min_user_interactions: int = 10,
+        min_item_interactions: int = 5,
+        filter_to_fixed_point: bool = True,
+        split: str = "auto",
+        cutoff_time=None,
+        holdout_fraction: float = 0.2,
+        valid_fraction: float = 0.2,
+        positive_min_score: float = 0.0,
+        seed: int = 0,
+    ) -> EventParams:
+        """Check the settings (an InputError names the bad one) and resolve times and split.
+
+        ``eval_events``: the eval_events input (or None), for the split mode.
+        ``event_weights`` replaces the defaults (play 1/3, like 1, repost 1) entirely.
+        """
+        columns = dict(columns or {})
+        weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
+        _check_params({**locals(), "event_weights": weights})  # the settings, by name
+        reference_ms = _time_ms(reference_time, timestamp_unit, "reference_time")
+        cutoff_ms = _time_ms(cutoff_time, timestamp_unit, "cutoff_time")
+        mode = _split_mode(split, eval_events, cutoff_ms)
+        return cls(
+            columns=columns,
+            event_weights={str(k): float(v) for k, v in weights.items()},
+            default_event_weight=default_event_weight,
+            timestamp_unit=timestamp_unit,
+            half_life_days=half_life_days,
+            reference_ms=reference_ms,
+            min_user_interactions=min_user_interactions,
+            min_item_interactions=min_item_interactions,
+            filter_to_fixed_point=filter_to_fixed_point,
+            split=mode,
+            cutoff_time=cutoff_time,
+            cutoff_ms=cutoff_ms,
+            holdout_fraction=holdout_fraction,
+            valid_fraction=valid_fraction,
+            positive_min_score=float(positive_min_score),
+            seed=seed,
+        )
 
 
-def preprocess_events(
-    *,
-    events,
-    follows=None,
-    items=None,
-    eval_events=None,
-    columns: dict | None = None,
-    event_weights: dict[str, float] | None = None,
-    default_event_weight: float | None = None,
-    timestamp_unit: str = "s",
-    half_life_days: float | None = 365.0,
-    reference_time=None,
-    min_user_interactions: int = 10,
-    min_item_interactions: int = 5,
-    filter_to_fixed_point: bool = True,
-    split: str = "auto",
-    cutoff_time=None,
-    holdout_fraction: float = 0.2,
-    valid_fraction: float = 0.2,
-    positive_min_score: float = 0.0,
-    seed: int = 0,
-) -> Prepared:
-    """Read SoundCloud-style event logs and build the prepared tables (see the module docstring).
+# ---- the steps of preprocess_events: each returns what the next needs and its stats ---------
 
-    ``event_weights`` replaces the defaults (play 1/3, like 1, repost 1) entirely; event types
-    missing from it stop with an InputError unless ``default_event_weight`` is set.
-    ``half_life_days=None`` switches the decay off.
-    """
-    columns = dict(columns or {})
-    weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
-    _check_params({**locals(), "event_weights": weights})
-    weights = {str(k): float(v) for k, v in weights.items()}
-    ref_ms = _time_ms(reference_time, timestamp_unit, "reference_time")
-    cutoff_ms = _time_ms(cutoff_time, timestamp_unit, "cutoff_time")
-    mode = _split_mode(split, eval_events, cutoff_ms)
-    minimum = float(positive_min_score)
 
-    sources = _open_all(events, "events", columns, timestamp_unit)
+def _read_events(paths, p: EventParams) -> tuple[list[Source], dict, int, dict]:
+    """Open and validate the events files: the sources, their summary, the reference time."""
+    sources = _open_all(paths, "events", p.columns, p.timestamp_unit)
     log.info("validating %d events file(s)", len(sources))
-    summary = _event_summary(sources, weights, default_event_weight, ref_ms)
+    summary = _event_summary(sources, p.event_weights, p.default_event_weight, p.reference_ms)
     if summary["rows"] == 0:
         raise InputError(f"events {[s.path for s in sources]}: no rows; nothing to preprocess")
     log.info("events: %d rows %s", summary["rows"], summary["by_type"])
-    ref_ms = int(summary["last_ms"]) if ref_ms is None else ref_ms
-    if mode == "temporal":
-        before = summary["first_ms"] < cutoff_ms
-        if not before or summary["last_ms"] < cutoff_ms:
+    ref_ms = int(summary["last_ms"]) if p.reference_ms is None else p.reference_ms
+    if p.split == "temporal":
+        before = summary["first_ms"] < p.cutoff_ms
+        if not before or summary["last_ms"] < p.cutoff_ms:
             side = "before" if not before else "at or after"
             raise InputError(
-                f"cutoff_time={cutoff_time!r}: no events {side} it (events span "
+                f"cutoff_time={p.cutoff_time!r}: no events {side} it (events span "
                 f"{_iso(summary['first_ms'])} .. {_iso(summary['last_ms'])}); choose a time inside"
             )
+    return (
+        sources,
+        summary,
+        ref_ms,
+        {
+            "event_rows": summary["rows"],
+            "events_by_type": summary["by_type"],
+            "first_event_time": _iso(summary["first_ms"]),
+            "last_event_time": _iso(summary["last_ms"]),
+            "reference_time_ms": ref_ms,
+            "reference_time": _iso(ref_ms),
+            "events_after_reference": summary["after_reference"],
+        },
+    )
 
+
+def _score_positives(
+    sources: list[Source], summary: dict, ref_ms: int, p: EventParams
+) -> tuple[pl.DataFrame, pl.DataFrame | None, dict]:
+    """Score the (user, item) pairs and keep the positives (score > positive_min_score).
+
+    Returns the positives, the temporal mode's held-out pairs (else None) and the counts; the
+    frame of every scored pair goes when this returns (peak memory).
+    """
+    temporal = p.split == "temporal"
     scored = _score_pairs(
         sources,
-        weights,
-        default_event_weight,
+        p.event_weights,
+        p.default_event_weight,
         ref_ms,
-        half_life_days,
-        cutoff_ms if mode == "temporal" else None,
+        p.half_life_days,
+        p.cutoff_ms if temporal else None,
         pack=summary["packable"],
     )
     log.info("scored %d (user, item) pairs", scored.height)
     held = None
-    if mode == "temporal":
+    if temporal:
         held = scored.filter("held").drop("held")
         scored = scored.filter(~pl.col("held")).drop("held")
-    pairs = scored.filter(pl.col("score") > minimum)
+    pairs = scored.filter(pl.col("score") > p.positive_min_score)
     if pairs.height == 0:
         raise InputError(
-            f"every (user, item) score is <= positive_min_score={minimum}; lower it "
+            f"every (user, item) score is <= positive_min_score={p.positive_min_score}; lower it "
             "(or check event_weights)"
         )
+    return (
+        pairs,
+        held,
+        {
+            "half_life_days": None if p.half_life_days is None else float(p.half_life_days),
+            "event_weights": p.event_weights,
+            "scored_pairs": scored.height,
+            "merged_event_rows": summary["rows"] - scored.height,
+            "pairs_below_min_score": scored.height - pairs.height,
+            "pairs_before_filters": pairs.height,
+            "users_before_filters": int(pairs["user_id"].n_unique()),
+            "items_before_filters": int(pairs["item_id"].n_unique()),
+        },
+    )
+
+
+def _filter_activity(
+    pairs: pl.DataFrame, p: EventParams
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, dict]:
+    """Apply the activity filters; the kept pairs get dense ``user`` and ``item`` indices.
+
+    Returns those pairs and the kept raw user and item ids (sorted: index -> raw id).
+    """
     keep, filt, (user_ids, item_ids, users_idx, items_idx) = _activity(
         pairs["user_id"].to_numpy(),
         pairs["item_id"].to_numpy(),
-        min_user_interactions,
-        min_item_interactions,
-        filter_to_fixed_point,
+        p.min_user_interactions,
+        p.min_item_interactions,
+        p.filter_to_fixed_point,
     )
     if not keep.any():
         raise InputError(
-            f"the activity filters (min_user_interactions={min_user_interactions}, "
-            f"min_item_interactions={min_item_interactions}) removed all {pairs.height} pairs; "
+            f"the activity filters (min_user_interactions={p.min_user_interactions}, "
+            f"min_item_interactions={p.min_item_interactions}) removed all {pairs.height} pairs; "
             "lower them"
         )
     filtered = pairs.filter(pl.Series(keep)).with_columns(user=users_idx, item=items_idx)
     log.info("activity filters: %s", filt)
-    before_filters = {  # counted now, so the unfiltered frames can go (peak memory)
-        "scored_pairs": scored.height,
-        "merged_event_rows": summary["rows"] - scored.height,
-        "pairs_below_min_score": scored.height - pairs.height,
-        "pairs_before_filters": pairs.height,
-        "users_before_filters": int(pairs["user_id"].n_unique()),
-        "items_before_filters": int(pairs["item_id"].n_unique()),
-    }
-    del scored, pairs, keep, users_idx, items_idx
+    return filtered, user_ids, item_ids, {f"activity_filter_{k}": v for k, v in filt.items()}
 
+
+def _hold_out(
+    filtered: pl.DataFrame, held: pl.DataFrame | None, eval_events, ref_ms: int, p: EventParams
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The held-out pairs of the split mode, positives only; returns (train side, held, counts).
+
+    holdout: a seeded share of each user's filtered pairs; eval_events: those files, scored with
+    the same reference time; temporal: ``held`` from ``_score_positives``, already split off.
+    """
     eval_stats: dict = {}
-    if mode == "holdout":  # rows in a fixed order, so the seed alone decides
-        filtered = filtered.sort("user", "item")
-        mask = holdout_mask(filtered["user_id"].to_numpy(), holdout_fraction, seed)
-        held, filtered = filtered.filter(pl.Series(mask)), filtered.filter(pl.Series(~mask))
-    elif mode == "eval_events":
-        eval_sources = _open_all(eval_events, "eval_events", columns, timestamp_unit)
-        eval_summary = _event_summary(eval_sources, weights, default_event_weight, ref_ms)
+    if p.split == "holdout":
+        held, filtered = _holdout_split(filtered, p.holdout_fraction, p.seed)
+    elif p.split == "eval_events":
+        sources = _open_all(eval_events, "eval_events", p.columns, p.timestamp_unit)
+        summary = _event_summary(sources, p.event_weights, p.default_event_weight, ref_ms)
         eval_stats = {
-            "eval_event_rows": eval_summary["rows"],
-            "eval_events_by_type": eval_summary["by_type"],
+            "eval_event_rows": summary["rows"],
+            "eval_events_by_type": summary["by_type"],
         }
         held = _score_pairs(
-            eval_sources,
-            weights,
-            default_event_weight,
+            sources,
+            p.event_weights,
+            p.default_event_weight,
             ref_ms,
-            half_life_days,
-            pack=eval_summary["packable"],
+            p.half_life_days,
+            pack=summary["packable"],
         )
-    log.info("held-out pairs scored: %d (split mode %s)", held.height, mode)
-    held_rows = held.height
-    held = held.filter(pl.col("score") > minimum)
-    below = held_rows - held.height
-    train = _interactions(filtered)
-    del filtered
+    log.info("held-out pairs scored: %d (split mode %s)", held.height, p.split)
+    scored = held.height
+    held = held.filter(pl.col("score") > p.positive_min_score)
+    return (
+        filtered,
+        held,
+        {
+            "split": p.split,
+            **eval_stats,
+            "cutoff_time": None if p.cutoff_ms is None else _iso(p.cutoff_ms),
+            "heldout_pairs_scored": scored,
+            "heldout_below_min_score": scored - held.height,
+        },
+    )
+
+
+def _train_table(rest: pl.DataFrame, user_ids, item_ids) -> tuple[pl.DataFrame, dict]:
+    """The train interactions from the filtered pairs that were not held out."""
+    train = _interactions(rest)
+    return train, {"users": len(user_ids), "items": len(item_ids), "train_pairs": train.height}
+
+
+def _fresh_heldout(
+    held: pl.DataFrame, train: pl.DataFrame, user_ids, item_ids, held_stats: dict, split: str
+) -> tuple[pl.DataFrame, dict]:
+    """Index the held-out pairs; drop those of cold users or items and those already in train.
+
+    ``held_stats``: ``_hold_out``'s counts, for the message when nothing is left.
+    """
     heldout, cold = _index_pairs(held, user_ids, item_ids)
     fresh = _not_in(heldout, train)
     if fresh.height == 0:
         raise InputError(
-            f"no held-out positives left for evaluation (split mode '{mode}': {held_rows} "
-            f"held-out pairs, {below} below positive_min_score, {cold.height} of cold users or "
-            f"items, {heldout.height - fresh.height} already in train); "
+            f"no held-out positives left for evaluation (split mode '{split}': "
+            f"{held_stats['heldout_pairs_scored']} held-out pairs, "
+            f"{held_stats['heldout_below_min_score']} below positive_min_score, {cold.height} of "
+            f"cold users or items, {heldout.height - fresh.height} already in train); "
             + {
                 "eval_events": "check that eval_events share users and items with events",
                 "temporal": "choose an earlier cutoff_time",
                 "holdout": "lower min_user_interactions so users have 2+ items",
-            }[mode]
+            }[split]
         )
-    valid, test = split_eval(fresh, valid_fraction, seed)
-    log.info("train %d, validation %d, test %d pairs", train.height, valid.height, test.height)
-    evaluated = np.zeros(len(user_ids), bool)
-    evaluated[fresh["user"].to_numpy()] = True
-    users = pl.DataFrame(
-        {
-            "user": np.arange(len(user_ids), dtype=np.int32),
-            "raw_id": user_ids,
-            "evaluated": evaluated,
-        },
-        schema=USER_SCHEMA,
-    )
-
-    social_stats: dict = {"social_edges": 0}
-    social = pl.DataFrame(schema=SOCIAL_SCHEMA)
-    if follows is not None:
-        social, social_stats = _social(
-            _open_all(follows, "follows", columns, timestamp_unit), user_ids
-        )
-    log.info("social edges: %d", social.height)
-    item_sources = _open_all(items, "items", columns, timestamp_unit) if items else None
-    item_table, item_stats = _items(item_sources, item_ids)
-
-    stats = {
-        "event_rows": summary["rows"],
-        "events_by_type": summary["by_type"],
-        "first_event_time": _iso(summary["first_ms"]),
-        "last_event_time": _iso(summary["last_ms"]),
-        "reference_time_ms": ref_ms,
-        "reference_time": _iso(ref_ms),
-        "events_after_reference": summary["after_reference"],
-        "half_life_days": None if half_life_days is None else float(half_life_days),
-        "event_weights": weights,
-        **before_filters,
-        **{f"activity_filter_{k}": v for k, v in filt.items()},
-        "users": len(user_ids),
-        "items": len(item_ids),
-        "train_pairs": train.height,
-        "split": mode,
-        **eval_stats,
-        "cutoff_time": None if cutoff_ms is None else _iso(cutoff_ms),
-        "heldout_pairs_scored": held_rows,
-        "heldout_below_min_score": below,
+    return fresh, {
         "heldout_cold_pairs": cold.height,
         "heldout_cold_users": int(
             (_lookup(sorted_unique(cold["user_id"].to_numpy()), user_ids) < 0).sum()
@@ -898,22 +976,111 @@ def preprocess_events(
         "heldout_in_train": heldout.height - fresh.height,
         "heldout_pairs": fresh.height,
         **cold_counts(fresh, train),
-        "valid_pairs": valid.height,
-        "test_pairs": test.height,
-        "evaluated_users": int(evaluated.sum()),
-        **social_stats,
-        **item_stats,
-        "min_user_interactions": int(min_user_interactions),
-        "min_item_interactions": int(min_item_interactions),
-        "positive_min_score": minimum,
-        "holdout_fraction": float(holdout_fraction),
-        "valid_fraction": float(valid_fraction),
-        "seed": int(seed),
     }
+
+
+def _split_valid_test(
+    fresh: pl.DataFrame, train: pl.DataFrame, p: EventParams
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Validation and test pairs, split per user as in KuaiRec."""
+    valid, test = split_eval(fresh, p.valid_fraction, p.seed)
+    log.info("train %d, validation %d, test %d pairs", train.height, valid.height, test.height)
+    return valid, test, {"valid_pairs": valid.height, "test_pairs": test.height}
+
+
+def _users_table(fresh: pl.DataFrame, user_ids: np.ndarray) -> tuple[pl.DataFrame, dict]:
+    """users table; the evaluated users are those with held-out positives."""
+    evaluated = np.zeros(len(user_ids), bool)
+    evaluated[fresh["user"].to_numpy()] = True
+    users = pl.DataFrame(
+        {
+            "user": np.arange(len(user_ids), dtype=np.int32),
+            "raw_id": user_ids,
+            "evaluated": evaluated,
+        },
+        schema=USER_SCHEMA,
+    )
+    return users, {"evaluated_users": int(evaluated.sum())}
+
+
+def _social_table(follows, user_ids: np.ndarray, p: EventParams) -> tuple[pl.DataFrame, dict]:
+    """social table from the follows files (empty without them)."""
+    if follows is None:
+        social, stats = pl.DataFrame(schema=SOCIAL_SCHEMA), {"social_edges": 0}
+    else:
+        sources = _open_all(follows, "follows", p.columns, p.timestamp_unit)
+        social, stats = _social(sources, user_ids)
+    log.info("social edges: %d", social.height)
+    return social, stats
+
+
+def _items_table(items, item_ids: np.ndarray, p: EventParams) -> tuple[pl.DataFrame, dict]:
+    """items table from the items files (no metadata without them)."""
+    sources = _open_all(items, "items", p.columns, p.timestamp_unit) if items else None
+    return _items(sources, item_ids)
+
+
+def _settings_stats(p: EventParams) -> dict:
+    """The filter and split settings, as stats.json reports them."""
+    return {
+        "min_user_interactions": int(p.min_user_interactions),
+        "min_item_interactions": int(p.min_item_interactions),
+        "positive_min_score": p.positive_min_score,
+        "holdout_fraction": float(p.holdout_fraction),
+        "valid_fraction": float(p.valid_fraction),
+        "seed": int(p.seed),
+    }
+
+
+def _log_stats(stats: dict) -> None:
+    """One log line per stat, the study's SoundCloud count beside ours where it has one."""
     for key, value in stats.items():
         study = STUDY_COUNTS.get(key)
         note = f" (study, SoundCloud: {study:,})" if study else ""
         log.info("%s = %s%s", key, f"{value:,}" if isinstance(value, int) else value, note)
+
+
+# ---- the whole preprocessing -----------------------------------------------------------------
+
+
+def preprocess_events(
+    *, events, follows=None, items=None, eval_events=None, **settings
+) -> Prepared:
+    """Read SoundCloud-style event logs and build the prepared tables (see the module docstring).
+
+    ``events``, ``follows``, ``items``, ``eval_events``: a path, a glob or a list of them.
+    ``settings``: the keywords of ``EventParams.from_settings`` (columns, event_weights, ...).
+    The steps run in order; stats.json is the union of their stats.
+    """
+    p = EventParams.from_settings(eval_events, **settings)
+    sources, summary, ref_ms, read_stats = _read_events(events, p)
+    pairs, held, score_stats = _score_positives(sources, summary, ref_ms, p)
+    filtered, user_ids, item_ids, filter_stats = _filter_activity(pairs, p)
+    del pairs  # the big frames go as soon as the next step has what it needs (peak memory)
+    rest, held, held_stats = _hold_out(filtered, held, eval_events, ref_ms, p)
+    del filtered
+    train, train_stats = _train_table(rest, user_ids, item_ids)
+    del rest
+    fresh, fresh_stats = _fresh_heldout(held, train, user_ids, item_ids, held_stats, p.split)
+    del held
+    valid, test, split_stats = _split_valid_test(fresh, train, p)
+    users, user_stats = _users_table(fresh, user_ids)
+    social, social_stats = _social_table(follows, user_ids, p)
+    item_table, item_stats = _items_table(items, item_ids, p)
+    stats = {
+        **read_stats,
+        **score_stats,
+        **filter_stats,
+        **train_stats,
+        **held_stats,
+        **fresh_stats,
+        **split_stats,
+        **user_stats,
+        **social_stats,
+        **item_stats,
+        **_settings_stats(p),
+    }
+    _log_stats(stats)
     return Prepared(
         train=train,
         valid=valid,
