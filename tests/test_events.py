@@ -68,26 +68,26 @@ def test_scores_decay_and_sum(score_file):
     assert pairs[(2, 10)][0] == pytest.approx(1 / 3)
     assert (1, 13) not in pairs and p.stats["pairs_below_min_score"] == 1
     assert pairs[(1, 12)][1] == T0 * 1000  # the pair's latest event
-    assert p.stats["reference_time_ms"] == T0 * 1000  # latest timestamp
+    assert p.stats["decay_anchor_ms"] == T0 * 1000  # latest timestamp
     assert p.stats["events_by_type"] == {"like": 2, "play": 5, "repost": 1}
     assert p.stats["event_rows"] == len(SCORE_EVENTS)
 
 
-def test_reference_time_and_weights_given(score_file):
+def test_decay_anchor_and_weights_given(score_file):
     later = T0 + 365 * DAY_S
     p = preprocess_events(
         events=score_file,
-        reference_time=later,
+        decay_anchor=later,
         event_weights={"play": 1, "like": 2, "repost": 0},
         **LOOSE,
     )
     pairs = raw_pairs(p)
-    assert p.stats["reference_time_ms"] == later * 1000
+    assert p.stats["decay_anchor_ms"] == later * 1000
     assert pairs[(1, 10)][0] == pytest.approx(2 * 0.25)
     assert pairs[(1, 11)][0] == pytest.approx(3 * 0.5)
     assert pairs[(1, 12)][0] == pytest.approx(0.125 + 2 * 0.25)
-    iso = preprocess_events(events=score_file, reference_time="2024-11-13T22:13:20Z", **LOOSE)
-    assert iso.stats["reference_time_ms"] == later * 1000
+    iso = preprocess_events(events=score_file, decay_anchor="2024-11-13T22:13:20Z", **LOOSE)
+    assert iso.stats["decay_anchor_ms"] == later * 1000
     flat = preprocess_events(events=score_file, half_life_days=None, **LOOSE)
     assert raw_pairs(flat)[(1, 10)][0] == pytest.approx(1.0)
 
@@ -200,7 +200,7 @@ def test_split_eval_events(tmp_path):
     assert p.stats["split"] == "eval_events" and p.valid.height == 0
     test = raw_pairs(p, "test")
     assert set(test) == {(2, 13), (3, 13)}
-    assert test[(2, 13)] == (pytest.approx(1.0, rel=1e-4), (T0 + 70) * 1000)  # reference T0
+    assert test[(2, 13)] == (pytest.approx(1.0, rel=1e-4), (T0 + 70) * 1000)  # decay anchor T0
     assert set(raw_pairs(p, "train")) == {(u, i) for u, i, *_ in TRAIN} | {(1, 13)}
     s = p.stats
     assert (s["heldout_in_train"], s["heldout_cold_pairs"], s["heldout_pairs"]) == (1, 2, 2)
@@ -228,7 +228,7 @@ def test_split_temporal(tmp_path):
     assert set(raw_pairs(p, "train")) == {(u, i) for u, i, *_ in TRAIN} | {(3, 14)}
     assert raw_pairs(p, "train")[(1, 10)][1] == (T0 - 99) * 1000  # only the earlier event
     s = p.stats
-    assert (s["heldout_in_train"], s["heldout_cold_pairs"], s["reference_time_ms"]) == (
+    assert (s["heldout_in_train"], s["heldout_cold_pairs"], s["decay_anchor_ms"]) == (
         2,
         2,
         (cutoff + 9) * 1000,

@@ -13,11 +13,11 @@ falls back to the events mapping. Ids must be integers (integer columns, integra
 digit strings); string ids stop with an InputError: map them to integers first, since
 ``raw_id`` is int64 in the prepared tables. Timestamps are integer or decimal numbers in
 ``timestamp_unit`` ("s" or "ms") since the epoch, Parquet date/datetime columns, or ISO date(-time)
-strings (UTC unless they carry an offset). ``reference_time`` and ``cutoff_time`` take the same
+strings (UTC unless they carry an offset). ``decay_anchor`` and ``cutoff_time`` take the same
 forms (a number in ``timestamp_unit`` or an ISO string).
 
 Scores follow the study: every event counts ``event_weights[event] * count * 2^(-age /
-half_life)`` with age = reference_time - event time (reference: the latest events timestamp
+half_life)`` with age = decay_anchor - event time (default: the latest events timestamp
 unless given, also in temporal mode; events after it weigh more than their nominal weight),
 summed per (user, item) (``merged_event_rows`` counts the rows merged into another); the
 pair's timestamp is its latest event. Event types missing from ``event_weights`` are an error
@@ -27,7 +27,7 @@ distinct items and items with fewer than ``min_item_interactions`` distinct user
 once or until nothing changes (``filter_to_fixed_point``).
 
 Held-out positives (``split``): "eval_events" (default when eval_events are given) scores those
-files the same way, with the same reference time; "temporal" (default when ``cutoff_time`` is
+files the same way, with the same decay anchor; "temporal" (default when ``cutoff_time`` is
 given) holds out the events at/after the cutoff (filters use only the earlier ones); "holdout"
 (otherwise) moves a seeded ``holdout_fraction`` of each filtered user's items (users with >= 2
 items, at least one kept and one held out) out of train, after the filters (so train degrees
@@ -382,7 +382,7 @@ def _event_summary(sources: list[Source], weights: dict, default_weight, ref_ms)
         "by_type": {e: int(n) for e, n in sorted(summary.select("event", "rows").iter_rows())},
         "first_ms": summary["first"].min(),
         "last_ms": summary["last"].max(),
-        "after_reference": int(summary["late"].sum()),
+        "after_decay_anchor": int(summary["late"].sum()),
         "packable": all(
             ids[f"{c}_min"].item() is not None
             and ids[f"{c}_min"].item() >= 0
@@ -644,7 +644,7 @@ def _items(sources: list[Source] | None, item_ids: np.ndarray) -> tuple[pl.DataF
 
 
 def _time_ms(value, unit: str, name: str) -> int | None:
-    """A reference/cutoff time given as a number in ``unit``, an ISO string or a datetime."""
+    """A decay anchor or cutoff time given as a number in ``unit``, an ISO string or a datetime."""
     if value is None:
         return None
     if isinstance(value, dt.datetime | dt.date):
@@ -726,7 +726,7 @@ class EventParams:
     default_event_weight: float | None  # weight of event types missing from event_weights
     timestamp_unit: str  # "s" or "ms"
     half_life_days: float | None  # None: no decay
-    reference_ms: int | None  # None: the latest events timestamp
+    anchor_ms: int | None  # None: the latest events timestamp
     min_user_interactions: int
     min_item_interactions: int
     filter_to_fixed_point: bool
@@ -748,7 +748,7 @@ class EventParams:
         default_event_weight: float | None = None,
         timestamp_unit: str = "s",
         half_life_days: float | None = 365.0,
-        reference_time=None,
+        decay_anchor=None,
         min_user_interactions: int = 10,
         min_item_interactions: int = 5,
         filter_to_fixed_point: bool = True,
@@ -767,7 +767,7 @@ class EventParams:
         columns = dict(columns or {})
         weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
         _check_params({**locals(), "event_weights": weights})  # the settings, by name
-        reference_ms = _time_ms(reference_time, timestamp_unit, "reference_time")
+        anchor_ms = _time_ms(decay_anchor, timestamp_unit, "decay_anchor")
         cutoff_ms = _time_ms(cutoff_time, timestamp_unit, "cutoff_time")
         mode = _split_mode(split, eval_events, cutoff_ms)
         return cls(
@@ -776,7 +776,7 @@ class EventParams:
             default_event_weight=default_event_weight,
             timestamp_unit=timestamp_unit,
             half_life_days=half_life_days,
-            reference_ms=reference_ms,
+            anchor_ms=anchor_ms,
             min_user_interactions=min_user_interactions,
             min_item_interactions=min_item_interactions,
             filter_to_fixed_point=filter_to_fixed_point,
@@ -794,14 +794,14 @@ class EventParams:
 
 
 def _read_events(paths, p: EventParams) -> tuple[list[Source], dict, int, dict]:
-    """Open and validate the events files: the sources, their summary, the reference time."""
+    """Open and validate the events files: the sources, their summary, the decay anchor."""
     sources = _open_all(paths, "events", p.columns, p.timestamp_unit)
     log.info("validating %d events file(s)", len(sources))
-    summary = _event_summary(sources, p.event_weights, p.default_event_weight, p.reference_ms)
+    summary = _event_summary(sources, p.event_weights, p.default_event_weight, p.anchor_ms)
     if summary["rows"] == 0:
         raise InputError(f"events {[s.path for s in sources]}: no rows; nothing to preprocess")
     log.info("events: %d rows %s", summary["rows"], summary["by_type"])
-    ref_ms = int(summary["last_ms"]) if p.reference_ms is None else p.reference_ms
+    ref_ms = int(summary["last_ms"]) if p.anchor_ms is None else p.anchor_ms
     if p.split == "temporal":
         before = summary["first_ms"] < p.cutoff_ms
         if not before or summary["last_ms"] < p.cutoff_ms:
@@ -819,9 +819,9 @@ def _read_events(paths, p: EventParams) -> tuple[list[Source], dict, int, dict]:
             "events_by_type": summary["by_type"],
             "first_event_time": _iso(summary["first_ms"]),
             "last_event_time": _iso(summary["last_ms"]),
-            "reference_time_ms": ref_ms,
-            "reference_time": _iso(ref_ms),
-            "events_after_reference": summary["after_reference"],
+            "decay_anchor_ms": ref_ms,
+            "decay_anchor": _iso(ref_ms),
+            "events_after_decay_anchor": summary["after_decay_anchor"],
         },
     )
 
@@ -902,7 +902,7 @@ def _hold_out(
     """The held-out pairs of the split mode, positives only; returns (train side, held, counts).
 
     holdout: a seeded share of each user's filtered pairs; eval_events: those files, scored with
-    the same reference time; temporal: ``held`` from ``_score_positives``, already split off.
+    the same decay anchor; temporal: ``held`` from ``_score_positives``, already split off.
     """
     eval_stats: dict = {}
     if p.split == "holdout":
