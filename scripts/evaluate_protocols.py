@@ -37,6 +37,7 @@ def main(smk):
         threshold=p.threshold,
         n_boot=p.bootstrap,
         seed=p.seed,
+        recs=pl.read_parquet(smk.input.recs),
     )
     log.info(
         "%d rows; at K=%d:\n%s",

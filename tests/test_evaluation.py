@@ -4,7 +4,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mp2v4rec.evaluation import evaluate_run, headline_truths, split_cold
+from mp2v4rec.evaluation import (
+    evaluate_protocols,
+    evaluate_run,
+    headline_truths,
+    split_cold,
+    summary_table,
+)
 from mp2v4rec.io import InputError
 
 
@@ -90,3 +96,67 @@ def test_bad_cold_mode_and_lists_without_splits_are_refused():
         headline_truths(TRUTHS, TRAIN, "drop")
     with pytest.raises(InputError, match="no 'split' column.*rerun the recommend jobs"):
         evaluate_run(RECS.drop("split"), TRUTHS, TRAIN, ITEMS, [1], n_boot=50)
+
+
+def test_summary_chooses_the_baseline_on_validation_never_on_test():
+    def table(valid, test):
+        rows = [("valid", valid), ("test", test)]
+        return pl.DataFrame(
+            {
+                "split": [s for s, _ in rows],
+                "cohort": "all",
+                "metric": "recall",
+                "k": 1,
+                "value": [v for _, v in rows],
+                "ci_low": 0.0,
+                "ci_high": 1.0,
+                "n_users": 2,
+            }
+        )
+
+    def per_user(values):
+        return pl.DataFrame(
+            {"user": [0, 1], "split": "test", "metric": "recall", "k": 1, "value": values}
+        )
+
+    tables = {"a": table(0.9, 0.1), "b": table(0.2, 0.8), "m": table(0.5, 0.5)}
+    values = {"a": per_user([0.0, 0.2]), "b": per_user([1.0, 0.6]), "m": per_user([0.5, 0.5])}
+    summary, best = summary_table(tables, values, ["a", "b"], ks=[1], select_k=1, n_boot=50)
+    assert best == "a"  # the better validation recall, although b is far better on test
+    m = summary.filter(pl.col("run") == "m").row(0, named=True)
+    assert m["baseline"] == "a" and m["diff_vs_baseline"] == pytest.approx(0.4)  # 0.5 - 0.1
+
+
+def test_protocols_score_the_default_lists_the_recommend_rule_wrote():
+    """Graded NDCG of the default protocol reads the given lists; the other protocols rank."""
+    rng = np.random.default_rng(0)
+    U = rng.normal(size=(4, 3)).astype(np.float32)
+    V = rng.normal(size=(6, 3)).astype(np.float32)
+    block = TRUTHS["test"].select("user", "item", weight=pl.lit(3.0, pl.Float32))
+    kw = dict(
+        splits=["test"],
+        candidate_sets=["all", "block"],
+        scores=["cosine"],
+        ks=[1, 3],
+        k=3,
+        cold="exclude",
+        n_negatives=2,
+        blend_grid=(0.0,),
+        graded_cap=5.0,
+        threshold=2.0,
+        n_boot=20,
+        seed=0,
+    )
+    args = (U, V, "cosine", TRAIN, TRUTHS, ITEMS, block, np.array([0, 1, 2]))
+    ranked = evaluate_protocols(*args, **kw)
+    given = evaluate_protocols(*args, **kw, recs=RECS)
+
+    def graded(table, candidates):
+        rows = table.filter(
+            (pl.col("metric") == "graded_ndcg") & (pl.col("candidates") == candidates)
+        )
+        return rows.sort("k")["value"].to_list()
+
+    # RECS' test lists put user 0's relevant item 3 at rank 1 and user 1's item 4 at rank 2
+    assert graded(given, "all") == pytest.approx([0.5, (1 + 1 / np.log2(3)) / 2])
+    assert graded(given, "block") == graded(ranked, "block")  # ranked either way

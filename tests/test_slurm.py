@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from snakemake_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "configs/test.yaml"
@@ -29,23 +30,6 @@ SLURM_TOOLS = ["slurmctld", "slurmd", "munged", "sbatch", "srun", "squeue", "sin
 PARTITION = "mp2v4rec"
 # Everything configs/test.yaml defines, so every rule runs once under SLURM.
 TARGETS = ["all"]
-
-
-def snakemake(workdir, *args, env=None, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-    cmd += ["--directory", str(workdir), *args]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as err:
-        out = (err.stdout or b"")[-3000:]
-        raise AssertionError(f"{' '.join(cmd)} timed out after {timeout} s:\n{out}") from None
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        )
-    return proc
 
 
 # --- dry runs: every profile builds the DAG (no scheduler needed) ---------------------------

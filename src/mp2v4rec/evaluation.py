@@ -9,14 +9,18 @@ trained on the train pairs, while a random list can hit them. They are scored as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import METRICS, per_user_metrics
 from mp2v4rec.recommend import (
+    Fallback,
     Scorer,
     embedding_scorer,
     held_out_masks,
@@ -323,6 +327,117 @@ def supported_scores(native: str) -> list[str]:
     return [native] + (["dot"] if native == "cosine" else []) + ["popblend"]
 
 
+@dataclass
+class _ProtocolData:
+    """What every protocol of one run shares: the held-out splits of the evaluated users, the
+    headline truths, the masks, the popularity, and the observed blocks for graded relevance."""
+
+    users: np.ndarray
+    train: pl.DataFrame
+    held_out: dict[str, pl.DataFrame]
+    truths: dict[str, pl.DataFrame]
+    seen: sp.csr_matrix
+    masks: dict[str, sp.csr_matrix | None]
+    fallback: Fallback
+    popularity: np.ndarray
+    graded_blocks: dict[str, pl.DataFrame]
+    block_items: np.ndarray
+
+
+def _protocol_data(train, held_out, block, users, splits, n_users, n_items, cold):
+    held_out = for_users(held_out, users)
+    graded_blocks = {}
+    for split in splits:  # the observed block without train pairs and the other splits' pairs
+        known = [train, *[t for s, t in held_out.items() if s != split]]
+        known = pl.concat([t.select("user", "item") for t in known])
+        graded = block.join(known, on=["user", "item"], how="anti")
+        graded_blocks[split] = split_cold(graded, train)[0] if cold == "exclude" else graded
+    return _ProtocolData(
+        users=users,
+        train=train,
+        held_out=held_out,
+        truths=headline_truths(held_out, train, cold)[0],
+        seen=seen_matrix(train, n_users, n_items),
+        masks=held_out_masks(held_out, splits, n_users, n_items),
+        fallback=popularity_fallback(train, n_users, n_items),
+        popularity=protocols.item_popularity(train, n_items),
+        graded_blocks=graded_blocks,
+        block_items=protocols.block_items(block),
+    )
+
+
+def _list_tables(d, vectors, base, bias, candidates, splits, recs, labels, run_kwargs):
+    """Graded NDCG on the block and (but for the default protocol) every metric, on the lists
+    of one candidate set; ``recs`` are the recommend rule's lists, used for the default."""
+    default = candidates == "all" and labels["native"] and recs is not None
+    if default:
+        lists = {split: split_lists(recs, split) for split in splits}
+    else:
+        cols = d.block_items if candidates == "block" else None
+        scorer = embedding_scorer(*vectors, score=base, item_bias=bias, candidates=cols)
+        ranked = rank_users(
+            scorer,
+            d.users,
+            *(v.shape[0] for v in vectors),
+            k=run_kwargs["k"],
+            seen=d.seen,
+            exclude=[d.masks[split] for split in splits],
+            fallback=d.fallback,
+            candidates=cols,
+        )
+        lists = {s: recs_frame(d.users, *r) for s, r in zip(splits, ranked, strict=True)}
+    tables = []
+    for split, split_recs_ in lists.items():
+        graded = protocols.graded_metrics(
+            split_recs_, d.graded_blocks[split], run_kwargs["ks"], cap=run_kwargs["graded_cap"]
+        )
+        tables.append(_labelled(graded, candidates=candidates, split=split, cohort="all", **labels))
+        if not default:
+            table, _ = evaluate_run(
+                split_recs_.select(pl.lit(split).alias("split"), pl.all()),
+                {split: d.held_out[split]},
+                d.train,
+                run_kwargs["items"],
+                run_kwargs["ks"],
+                item_vectors=vectors[1],
+                cold=run_kwargs["cold"],
+                n_boot=run_kwargs["n_boot"],
+                seed=run_kwargs["seed"],
+            )
+            tables.append(_labelled(table, candidates=candidates, **labels))
+    return tables
+
+
+def _auc_table(d, vectors, base, bias, split, threshold, labels):
+    """AUC and GAUC against the observed negatives of the block (KuaiRec's small matrix; held-out
+    event pairs have none, and give no rows)."""
+    block = d.graded_blocks[split]
+    weights = block["weight"]
+    if not ((weights >= threshold).any() and (weights < threshold).any()):
+        return []
+    auc = protocols.block_auc(*vectors, block, score=base, threshold=threshold, item_bias=bias)
+    frame = pl.DataFrame(
+        {
+            "metric": ["auc", "gauc"],
+            "k": [0, 0],
+            "value": [auc["auc"], auc["gauc"]],
+            "n_users": auc["n_users"],
+        }
+    )
+    return [_labelled(frame, candidates="block", split=split, cohort="all", **labels)]
+
+
+def _sampled_table(d, vectors, base, bias, split, n_items, n_negatives, ks, seed, labels):
+    """Each held-out positive ranked against sampled negatives (biased; for comparison)."""
+    others = [t for s, t in d.held_out.items() if s != split]
+    users, pos, neg = protocols.sample_negatives(
+        d.train, d.truths[split], n_items, n_negatives=n_negatives, seed=seed, exclude=others
+    )
+    ranks = protocols.sampled_ranks(*vectors, users, pos, neg, score=base, item_bias=bias)
+    sampled = protocols.sampled_metrics(users, ranks, ks)
+    return [_labelled(sampled, candidates="sampled", split=split, cohort="all", **labels)]
+
+
 def evaluate_protocols(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
@@ -338,126 +453,56 @@ def evaluate_protocols(
     scores: list[str],
     ks: list[int],
     k: int,
-    cold: str = "exclude",
-    n_negatives: int = 100,
-    blend_grid: tuple[float, ...] = protocols.BLEND_GRID,
-    graded_cap: float = 5.0,
-    threshold: float = 2.0,
-    n_boot: int = 1000,
-    seed: int = 0,
+    cold: str,
+    n_negatives: int,
+    blend_grid: tuple[float, ...],
+    graded_cap: float,
+    threshold: float,
+    n_boot: int,
+    seed: int,
+    recs: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One run under every (candidate set, score function) protocol but the default one
-    (all items, the model's own score), plus graded NDCG and AUC / GAUC on the observed block.
+    (all items, the model's own score, scored by the evaluate rule), plus graded NDCG and
+    AUC / GAUC on the observed block.
 
     ``held_out``: every held-out split (each split's lists and negatives exclude the others'
-    pairs); ``splits``: the ones reported. Cold pairs are handled as in :func:`evaluate_run`.
-    Columns: candidates, score, beta, native (score is the model's own), split, cohort, metric,
-    k, value, ci_low, ci_high, n_users.
+    pairs); ``splits``: the ones reported; ``recs``: the recommend rule's lists (the default
+    protocol's graded NDCG reads them instead of ranking again). Cold pairs are handled as in
+    :func:`evaluate_run`. Columns: candidates, score, beta, native (score is the model's own),
+    split, cohort, metric, k, value, ci_low, ci_high, n_users.
     """
+    vectors = (user_vectors, item_vectors)
     n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
-    held_out = for_users(held_out, users)
-    truths, _ = headline_truths(held_out, train, cold)
-    seen = seen_matrix(train, n_users, n_items)
-    masks = held_out_masks(held_out, splits, n_users, n_items)
-    fallback = popularity_fallback(train, n_users, n_items)
-    popularity = protocols.item_popularity(train, n_items)
-    others = {s: [t for o, t in held_out.items() if o != s] for s in splits}
-    # the observed block for graded relevance, without train pairs and the other splits' pairs
-    graded_blocks = {}
-    for split in splits:
-        known = pl.concat([t.select("user", "item") for t in [train, *others[split]]])
-        graded = block.join(known, on=["user", "item"], how="anti")
-        graded_blocks[split] = split_cold(graded, train)[0] if cold == "exclude" else graded
-    lists_of = [c for c in ("all", "block") if c in candidate_sets]
-    candidates_of = {"all": None, "block": protocols.block_items(block)}
+    d = _protocol_data(train, held_out, block, users, splits, n_users, n_items, cold)
+    run_kwargs = dict(k=k, ks=ks, graded_cap=graded_cap, items=items, cold=cold)
+    run_kwargs |= dict(n_boot=n_boot, seed=seed)
     tables = []
     for score in [s for s in supported_scores(native) if s in scores]:
-        base, beta, bias = native if score == "popblend" else score, None, None
-        if score == "popblend":
+        beta = None
+        if score == "popblend":  # beta chosen on validation, test pairs masked
             beta, _ = protocols.select_blend_beta(
-                user_vectors,
-                item_vectors,
+                *vectors,
                 train,
-                truths["valid"],
+                d.truths["valid"],
                 n_items,
                 grid=blend_grid,
                 k=k,
-                score=base,
-                exclude=[held_out["test"]],
+                score=native,
+                exclude=[d.held_out["test"]],
             )
-            bias = protocols.blend_bias(popularity, beta)
+        base, bias = protocols.resolve_score(
+            score, native=native, beta=beta or 0.0, popularity=d.popularity
+        )
         labels = {"score": score, "beta": beta, "native": score == native}
-        for candidates in lists_of:
-            cols = candidates_of[candidates]
-            lists = rank_users(
-                embedding_scorer(
-                    user_vectors, item_vectors, score=base, item_bias=bias, candidates=cols
-                ),
-                users,
-                n_users,
-                n_items,
-                k=k,
-                seen=seen,
-                exclude=[masks[split] for split in splits],
-                fallback=fallback,
-                candidates=cols,
+        for candidates in [c for c in ("all", "block") if c in candidate_sets]:
+            tables += _list_tables(
+                d, vectors, base, bias, candidates, splits, recs, labels, run_kwargs
             )
-            for split, (top, top_scores) in zip(splits, lists, strict=True):
-                recs = recs_frame(users, top, top_scores)
-                graded = protocols.graded_metrics(recs, graded_blocks[split], ks, cap=graded_cap)
-                tables.append(
-                    _labelled(graded, candidates=candidates, split=split, cohort="all", **labels)
-                )
-                if (candidates, score) != ("all", native):
-                    table, _ = evaluate_run(
-                        recs.select(pl.lit(split).alias("split"), pl.all()),
-                        {split: held_out[split]},
-                        train,
-                        items,
-                        ks,
-                        item_vectors=item_vectors,
-                        cold=cold,
-                        n_boot=n_boot,
-                        seed=seed,
-                    )
-                    tables.append(_labelled(table, candidates=candidates, **labels))
         for split in splits:
-            weights = graded_blocks[split]["weight"]
-            if (weights >= threshold).any() and (weights < threshold).any():
-                # observed negatives exist (KuaiRec's small matrix; not held-out event pairs)
-                auc = protocols.block_auc(
-                    user_vectors,
-                    item_vectors,
-                    graded_blocks[split],
-                    score=base,
-                    threshold=threshold,
-                    item_bias=bias,
-                )
-                frame = pl.DataFrame(
-                    {
-                        "metric": ["auc", "gauc"],
-                        "k": [0, 0],
-                        "value": [auc["auc"], auc["gauc"]],
-                        "n_users": auc["n_users"],
-                    }
-                )
-                tables.append(
-                    _labelled(frame, candidates="block", split=split, cohort="all", **labels)
-                )
+            tables += _auc_table(d, vectors, base, bias, split, threshold, labels)
             if "sampled" in candidate_sets:
-                su, pos, neg = protocols.sample_negatives(
-                    train,
-                    truths[split],
-                    n_items,
-                    n_negatives=n_negatives,
-                    seed=seed,
-                    exclude=others[split],
-                )
-                ranks = protocols.sampled_ranks(
-                    user_vectors, item_vectors, su, pos, neg, score=base, item_bias=bias
-                )
-                sampled = protocols.sampled_metrics(su, ranks, ks)
-                tables.append(
-                    _labelled(sampled, candidates="sampled", split=split, cohort="all", **labels)
+                tables += _sampled_table(
+                    d, vectors, base, bias, split, n_items, n_negatives, ks, seed, labels
                 )
     return pl.concat(tables)

@@ -68,16 +68,21 @@ def blend_bias(popularity: np.ndarray, beta: float) -> np.ndarray:
 
 
 def resolve_score(
-    score: str, *, beta: float = 0.0, popularity: np.ndarray | None = None
+    score: str,
+    *,
+    native: str = "cosine",
+    beta: float = 0.0,
+    popularity: np.ndarray | None = None,
 ) -> tuple[str, np.ndarray | None]:
-    """``(base score, item_bias)`` for ``recommend_top_k``: popblend = cosine + blend bias."""
+    """``(base score, item_bias)`` for ``recommend_top_k``: cosine and dot as they are;
+    popblend = the model's ``native`` score + the blend bias."""
     if score in SCORES:
         return score, None
     if score != "popblend":
         raise InputError(f"unknown score {score!r}; choose one of {list(SCORE_FUNCTIONS)}")
     if popularity is None:
         raise InputError("score 'popblend' needs the item popularity (train counts)")
-    return "cosine", blend_bias(popularity, beta)
+    return native, blend_bias(popularity, beta)
 
 
 def score_items(

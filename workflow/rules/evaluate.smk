@@ -91,6 +91,7 @@ rule evaluate_protocols:
         unpack(held_out_inputs),
         evaluated=f"{R}/data/evaluated_users.parquet",
         embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
+        recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
         train=f"{R}/data/train.parquet",
         block=f"{R}/data/block.parquet",
         item_table=f"{R}/data/items.parquet",
