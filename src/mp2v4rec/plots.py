@@ -1,12 +1,20 @@
-"""The study's figures: metrics by K and a PCA of item embeddings."""
+"""The study's figures: metrics by K and a PCA of item embeddings.
+
+Each figure has a builder (``figure_*``) that returns the matplotlib figure, and a ``plot_*`` that
+builds and saves it. A method has one colour in every figure: :func:`method_colors` maps the
+configured method order onto a fixed palette, and every figure that draws methods takes that
+order (``method_order``, the rules' ``params.method_order``) and calls it.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
@@ -20,6 +28,39 @@ METRIC_LABELS = {
     "precision": "Precision@K",
     "hitrate": "HitRate@K",
 }
+
+
+# seaborn's "colorblind" palette with its two palest colours (pink, yellow) moved last, so that
+# the first eight stay visible as thin lines: methods in their configured order take these in turn
+METHOD_PALETTE = (
+    "#0173B2",  # blue
+    "#DE8F05",  # orange
+    "#029E73",  # green
+    "#D55E00",  # vermillion
+    "#CC78BC",  # purple
+    "#CA9161",  # brown
+    "#56B4E9",  # sky blue
+    "#949494",  # grey
+    "#FBAFE4",  # pink
+    "#ECE133",  # yellow
+)
+
+
+def method_colors(
+    method_order: Sequence[str], present: Iterable[str] = ()
+) -> dict[str, tuple[float, float, float]]:
+    """The colour of each method: its position in the configured order picks a palette entry.
+
+    ``method_order`` is the configured order (the same list in every figure, so a method keeps its
+    colour whichever subset a figure draws); methods in ``present`` but not configured follow it.
+    More methods than the palette holds take evenly spaced hues instead.
+    """
+    names = list(dict.fromkeys([*method_order, *present]))
+    if len(names) <= len(METHOD_PALETTE):
+        palette = [mcolors.to_rgb(c) for c in METHOD_PALETTE]
+    else:
+        palette = sns.color_palette("husl", n_colors=len(names))
+    return {name: tuple(color) for name, color in zip(names, palette, strict=False)}
 
 
 def _save(fig, path: str | os.PathLike) -> None:
@@ -40,10 +81,11 @@ def _default_protocol(table: pl.DataFrame) -> pl.DataFrame:
     return table.filter(keep)
 
 
-def _run_colors(data: pl.DataFrame) -> dict[tuple[str, str], tuple]:
-    """One colour per method/variant, the same in every panel of a figure."""
+def _run_colors(data: pl.DataFrame, method_order: Sequence[str]) -> dict[tuple[str, str], tuple]:
+    """The colour of each method/variant drawn: its method's colour."""
     runs = data.select("method", "variant").unique(maintain_order=True).rows()
-    return dict(zip(runs, sns.color_palette("tab10", n_colors=max(len(runs), 1)), strict=False))
+    colors = method_colors(method_order, [m for m, _ in runs])
+    return {(m, v): colors[m] for m, v in runs}
 
 
 def _draw_by_k(ax, data: pl.DataFrame, metric: str, title: str, colors: dict) -> None:
@@ -69,30 +111,34 @@ def _draw_by_k(ax, data: pl.DataFrame, metric: str, title: str, colors: dict) ->
     ax.grid(alpha=0.3)
 
 
-def plot_metrics_by_k(
+def figure_metrics_by_k(
     table: pl.DataFrame,
-    path: str | os.PathLike,
     *,
+    method_order: Sequence[str] = (),
     split: str = "test",
     metrics: tuple[str, ...] = ("recall", "ndcg"),
-) -> None:
+):
     """One panel per metric, one line per method/variant, value against K (main protocol)."""
     data = _default_protocol(table).filter(pl.col("split") == split)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
-    colors = _run_colors(data)
+    colors = _run_colors(data, method_order)
     for ax, metric in zip(axes[0], metrics, strict=True):
         _draw_by_k(ax, data, metric, f"{METRIC_LABELS.get(metric, metric)} ({split} split)", colors)
     axes[0][0].legend(fontsize=8)
-    _save(fig, path)
+    return fig
 
 
-def plot_metrics_by_protocol(
+def plot_metrics_by_k(table: pl.DataFrame, path: str | os.PathLike, **kwargs) -> None:
+    _save(figure_metrics_by_k(table, **kwargs), path)
+
+
+def figure_metrics_by_protocol(
     table: pl.DataFrame,
-    path: str | os.PathLike,
     *,
+    method_order: Sequence[str] = (),
     split: str = "test",
     candidate_sets: tuple[str, ...] = ("all", "block", "sampled"),
-) -> None:
+):
     """Metrics by K under each candidate set (rows), each model with its own score."""
     data = table.filter(
         (pl.col("split") == split)
@@ -107,7 +153,7 @@ def plot_metrics_by_protocol(
     }
     rows = [c for c in candidate_sets if c in set(data["candidates"])]
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
-    colors = _run_colors(data)
+    colors = _run_colors(data, method_order)
     for r, candidates in enumerate(rows):
         subset = data.filter(pl.col("candidates") == candidates)
         for ax, metric in zip(axes[r], panels[candidates], strict=True):
@@ -115,7 +161,11 @@ def plot_metrics_by_protocol(
             _draw_by_k(ax, subset, metric, title, colors)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
+
+
+def plot_metrics_by_protocol(table: pl.DataFrame, path: str | os.PathLike, **kwargs) -> None:
+    _save(figure_metrics_by_protocol(table, **kwargs), path)
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
@@ -125,19 +175,20 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
-def plot_pca(
+def figure_pca(
     item_vectors: dict[str, np.ndarray],
     categories: np.ndarray,
-    path: str | os.PathLike,
     *,
+    method_order: Sequence[str] = (),
     max_items: int = 5000,
     seed: int = 0,
     top_categories: int = 8,
-) -> None:
+):
     """Item embeddings of each method in 2-D PCA, side by side, coloured by category.
 
     Items with a zero vector (never seen in training) are left out; the same items are drawn in
-    every panel, a seeded sample of at most ``max_items``.
+    every panel, a seeded sample of at most ``max_items``. Each panel's title is in its method's
+    colour; the categories take a palette without grey (grey is "other").
     """
     present = np.logical_and.reduce([np.abs(v).sum(axis=1) > 0 for v in item_vectors.values()])
     items = np.flatnonzero(present)
@@ -146,7 +197,8 @@ def plot_pca(
     cats = categories[items]
     values, counts = np.unique(cats[cats >= 0], return_counts=True)
     shown = values[np.argsort(-counts, kind="stable")[:top_categories]]
-    palette = sns.color_palette("tab10", n_colors=max(len(shown), 1))
+    palette = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # 7: grey
+    colors = method_colors(method_order, item_vectors)
     fig, axes = plt.subplots(
         1, len(item_vectors), figsize=(5.5 * len(item_vectors), 5), squeeze=False
     )
@@ -157,52 +209,68 @@ def plot_pca(
         for color, cat in zip(palette, shown, strict=False):
             sel = cats == cat
             ax.scatter(xy[sel, 0], xy[sel, 1], s=4, color=color, label=f"category {cat}")
-        ax.set_title(f"{name}: item embeddings (PCA, {items.size} items)")
+        ax.set_title(f"{name}: item embeddings (PCA, {items.size} items)", color=colors[name])
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
     axes[0][-1].legend(fontsize=7, markerscale=3, loc="best")
-    _save(fig, path)
+    return fig
 
 
-def plot_ablation(
-    summary: pl.DataFrame,
+def plot_pca(
+    item_vectors: dict[str, np.ndarray],
+    categories: np.ndarray,
     path: str | os.PathLike,
+    **kwargs,
+) -> None:
+    _save(figure_pca(item_vectors, categories, **kwargs), path)
+
+
+def figure_ablation(
+    summary: pl.DataFrame,
     *,
     axes: list[str],
     method: str,
+    method_order: Sequence[str] = (),
     split: str = "test",
-) -> None:
-    """One bar per grid cell (mean over seeds, std as error bar), one panel per metric@K."""
+):
+    """One bar per grid cell (mean over seeds, std as error bar), one panel per metric@K.
+
+    The bars are in the colour of the ablated method."""
     data = summary.filter(pl.col("split") == split)
     panels = data.select("metric", "k").unique(maintain_order=True).rows()
+    color = method_colors(method_order, [method])[method]
     fig, ax_row = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5), squeeze=False)
     for i, (ax, (metric, k)) in enumerate(zip(ax_row[0], panels, strict=True)):
         rows = data.filter((pl.col("metric") == metric) & (pl.col("k") == k))
         labels = [" ".join(f"{a}={r[a]}" for a in axes) for r in rows.iter_rows(named=True)]
-        ax.barh(range(rows.height), rows["mean"], xerr=rows["std"], color="tab:blue", alpha=0.8)
+        ax.barh(range(rows.height), rows["mean"], xerr=rows["std"], color=color, alpha=0.8)
         ax.set_yticks(range(rows.height), labels if i == 0 else [], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{method} ablation: mean ± std over seeds")
-    _save(fig, path)
+    return fig
 
 
-def plot_distributions(
+def plot_ablation(summary: pl.DataFrame, path: str | os.PathLike, **kwargs) -> None:
+    _save(figure_ablation(summary, **kwargs), path)
+
+
+def figure_distributions(
     per_user: dict[str, pl.DataFrame],
-    path: str | os.PathLike,
     *,
     metric: str,
     k: int,
     xlabel: str,
+    method_order: Sequence[str] = (),
     split: str = "test",
     discrete: bool = False,
-) -> None:
+):
     """Per-user distribution of one measure, one histogram outline per run."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    palette = sns.color_palette("tab10", n_colors=max(len(per_user), 1))
+    colors = method_colors(method_order, per_user)
     drawn = False
-    for color, (run, frame) in zip(palette, per_user.items(), strict=False):
+    for run, frame in per_user.items():
         values = (
             frame.filter(
                 (pl.col("split") == split) & (pl.col("metric") == metric) & (pl.col("k") == k)
@@ -221,7 +289,7 @@ def plot_distributions(
             bins=bins,
             histtype="step",
             lw=1.6,
-            color=color,
+            color=colors[run],
             density=True,
             label=f"{run} (mean {values.mean():.3g})",
         )
@@ -231,34 +299,44 @@ def plot_distributions(
     ax.set_title(f"{xlabel}, top-{k}, {split} users")
     if drawn:
         ax.legend(fontsize=7)
-    _save(fig, path)
+    return fig
 
 
-def plot_lorenz(curves: dict[str, pl.DataFrame], path: str | os.PathLike, *, k: int) -> None:
+def plot_distributions(
+    per_user: dict[str, pl.DataFrame], path: str | os.PathLike, **kwargs
+) -> None:
+    _save(figure_distributions(per_user, **kwargs), path)
+
+
+def figure_lorenz(curves: dict[str, pl.DataFrame], *, k: int, method_order: Sequence[str] = ()):
     """Lorenz curves of recommendation counts over the catalogue, with each run's Gini."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    palette = sns.color_palette("tab10", n_colors=max(len(curves), 1))
-    for color, (run, curve) in zip(palette, curves.items(), strict=False):
+    colors = method_colors(method_order, curves)
+    for run, curve in curves.items():
         x, y = curve["item_share"].to_numpy(), curve["rec_share"].to_numpy()
         step = max(1, x.size // 2000)  # thin a large catalogue's curve
         gini = 1 - 2 * np.trapezoid(y, x)
-        ax.plot(x[::step], y[::step], color=color, label=f"{run} (Gini {gini:.2f})")
+        ax.plot(x[::step], y[::step], color=colors[run], label=f"{run} (Gini {gini:.2f})")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="equal exposure")
     ax.set_xlabel("cumulative share of items (least recommended first)")
     ax.set_ylabel("cumulative share of recommendations")
     ax.set_title(f"Popularity concentration of top-{k} lists")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    return fig
 
 
-def plot_cohorts(
+def plot_lorenz(curves: dict[str, pl.DataFrame], path: str | os.PathLike, **kwargs) -> None:
+    _save(figure_lorenz(curves, **kwargs), path)
+
+
+def figure_cohorts(
     table: pl.DataFrame,
-    path: str | os.PathLike,
     *,
     ks: list[int],
+    method_order: Sequence[str] = (),
     split: str = "test",
     metrics: tuple[str, ...] = ("recall", "ndcg"),
-) -> None:
+):
     """Metric@K per train-activity cohort (low/medium/high) and on the cold held-out pairs,
     grouped bars per run, 95 % CI; the default protocol (all candidates, the model's score)."""
     data = table.filter(
@@ -273,9 +351,9 @@ def plot_cohorts(
     panels = [(m, k) for m in metrics for k in ks]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), squeeze=False)
     width = 0.8 / max(len(runs), 1)
-    palette = sns.color_palette("tab10", n_colors=max(len(runs), 1))
+    colors = method_colors(method_order, runs)
     for ax, (metric, k) in zip(axes[0], panels, strict=True):
-        for j, (run, color) in enumerate(zip(runs, palette, strict=False)):
+        for j, run in enumerate(runs):
             rows = data.filter(
                 (pl.col("method") == run) & (pl.col("metric") == metric) & (pl.col("k") == k)
             )
@@ -287,7 +365,7 @@ def plot_cohorts(
                 np.arange(len(cohorts)) + j * width,
                 mean,
                 width,
-                color=color,
+                color=colors[run],
                 label=run,
                 yerr=[mean - low, high - mean],
                 capsize=2,
@@ -296,16 +374,23 @@ def plot_cohorts(
         ax.set_xlabel("train activity cohort; cold: pairs without train history")
         ax.set_title(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
     axes[0][0].legend(fontsize=7)
-    _save(fig, path)
+    return fig
 
 
-def plot_training_curves(curves: dict[str, pl.DataFrame], path: str | os.PathLike, *, k: int):
+def plot_cohorts(table: pl.DataFrame, path: str | os.PathLike, **kwargs) -> None:
+    _save(figure_cohorts(table, **kwargs), path)
+
+
+def figure_training_curves(
+    curves: dict[str, pl.DataFrame], *, k: int, method_order: Sequence[str] = ()
+):
     """Validation Recall@K after every epoch (iteration) of each trained method."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    palette = sns.color_palette("tab10", n_colors=max(len(curves), 1))
-    for color, (run, curve) in zip(palette, curves.items(), strict=False):
+    colors = method_colors(method_order, curves)
+    for run, curve in curves.items():
         if "valid_recall" not in curve.columns or curve.is_empty():
             continue
+        color = colors[run]
         y = curve["valid_recall"].to_numpy()
         best = int(np.nanargmax(y)) if np.isfinite(y).any() else None
         ax.plot(curve["epoch"], y, marker="o", ms=2.5, color=color, label=run)
@@ -315,4 +400,10 @@ def plot_training_curves(curves: dict[str, pl.DataFrame], path: str | os.PathLik
     ax.set_ylabel(f"validation Recall@{k}")
     ax.set_title("Training curves (circle: the kept epoch)")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    return fig
+
+
+def plot_training_curves(
+    curves: dict[str, pl.DataFrame], path: str | os.PathLike, **kwargs
+) -> None:
+    _save(figure_training_curves(curves, **kwargs), path)

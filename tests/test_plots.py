@@ -1,0 +1,150 @@
+"""The study's figures, read back from the matplotlib figures the builders return."""
+
+import itertools
+
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+import pytest
+
+from mp2v4rec import plots
+
+METHODS = ["w2v", "mp2v", "rmp2v", "ultragcn", "ials", "userknn", "popularity", "random"]
+KS = [1, 5, 10, 20, 50]
+
+
+def metrics_table(methods=METHODS, variants=("default", "metapath~UUV_seed~0")) -> pl.DataFrame:
+    """A metrics.tsv in miniature: every protocol, cohort and split, values by method and K."""
+    rows = []
+    product = itertools.product(
+        enumerate(methods),
+        variants,
+        ("all", "block", "sampled"),
+        (True, False),
+        ("valid", "test"),
+        ("all", "low", "medium", "high", "cold"),
+        ("recall", "ndcg", "hitrate"),
+        KS,
+    )
+    for (i, method), variant, candidates, native, split, cohort, metric, k in product:
+        value = (i + 1) / (len(methods) + 1) * k / KS[-1]
+        rows.append(
+            {
+                "method": method,
+                "variant": variant,
+                "candidates": candidates,
+                "native": native,
+                "split": split,
+                "cohort": cohort,
+                "metric": metric,
+                "k": k,
+                "value": value,
+                "ci_low": value * 0.9,
+                "ci_high": value * 1.1,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def per_user_frames(methods=METHODS, n_users=40, seed=0) -> dict[str, pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    frames = {}
+    for i, method in enumerate(methods):
+        parts = []
+        for metric, values in [
+            ("ild_reference", rng.normal(0.1 + 0.05 * i, 0.02 + 0.01 * i, n_users)),
+            ("category_diversity", rng.integers(20 + i, 31, n_users).astype(float)),
+        ]:
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "user": np.arange(n_users, dtype=np.int32),
+                        "split": "test",
+                        "metric": metric,
+                        "k": np.int32(10),
+                        "value": values,
+                    }
+                )
+            )
+        frames[method] = pl.concat(parts)
+    return frames
+
+
+def training_curves(methods=("w2v", "mp2v", "ultragcn")) -> dict[str, pl.DataFrame]:
+    return {
+        m: pl.DataFrame({"epoch": [1, 2, 3], "valid_recall": [0.1 * (i + 1), 0.3, 0.2]})
+        for i, m in enumerate(methods)
+    }
+
+
+def lorenz_curves(methods=("popularity", "random", "w2v")) -> dict[str, pl.DataFrame]:
+    x = np.linspace(0, 1, 11)
+    return {
+        m: pl.DataFrame({"item_share": x, "rec_share": x ** (1 + i)}) for i, m in enumerate(methods)
+    }
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def line_colors(fig) -> dict[str, tuple]:
+    """Colour of each labelled line of every panel (labels starting with '_' are matplotlib's)."""
+    return {
+        line.get_label(): mcolors.to_rgb(line.get_color())
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if not line.get_label().startswith("_")
+    }
+
+
+def test_method_colors_follow_the_configured_order():
+    colors = plots.method_colors(METHODS)
+    assert list(colors) == METHODS
+    assert len(set(colors.values())) == len(METHODS)
+    # a subset, or the same methods listed in another order as present, change nothing
+    assert plots.method_colors(METHODS, ["random", "w2v"]) == colors
+    # a method the configuration does not name follows the configured ones
+    extra = plots.method_colors(METHODS, ["other"])
+    assert {m: extra[m] for m in METHODS} == colors
+    assert extra["other"] not in colors.values()
+    many = plots.method_colors([f"m{i}" for i in range(15)])
+    assert len(set(many.values())) == 15
+
+
+def test_a_method_has_one_colour_in_every_figure():
+    expected = plots.method_colors(METHODS)
+    table = metrics_table()
+    figures = {
+        "metrics_by_k": line_colors(plots.figure_metrics_by_k(table, method_order=METHODS)),
+        "metrics_by_protocol": line_colors(
+            plots.figure_metrics_by_protocol(table, method_order=METHODS)
+        ),
+        "training_curves": line_colors(
+            plots.figure_training_curves(training_curves(), k=10, method_order=METHODS)
+        ),
+        "lorenz": {
+            label.split(" (")[0]: color
+            for label, color in line_colors(
+                plots.figure_lorenz(lorenz_curves(), k=10, method_order=METHODS)
+            ).items()
+        },
+    }
+    for name, colors in figures.items():
+        drawn = {m: c for m, c in colors.items() if m in expected}
+        assert drawn, name
+        assert drawn == {m: expected[m] for m in drawn}, name
+    # the cohort bars and the PCA panel titles too
+    fig = plots.figure_cohorts(table, ks=[10, 50], method_order=METHODS)
+    for container in fig.axes[0].containers:
+        if hasattr(container, "patches") and container.get_label() in expected:
+            face = mcolors.to_rgb(container.patches[0].get_facecolor())
+            assert face == expected[container.get_label()]
+    rng = np.random.default_rng(0)
+    vectors = {m: rng.normal(size=(30, 4)) for m in ("mp2v", "w2v")}
+    fig = plots.figure_pca(vectors, rng.integers(0, 3, 30), method_order=METHODS)
+    for ax, method in zip(fig.axes, vectors, strict=True):
+        assert mcolors.to_rgb(ax.title.get_color()) == expected[method]
