@@ -148,3 +148,29 @@ def test_a_method_has_one_colour_in_every_figure():
     fig = plots.figure_pca(vectors, rng.integers(0, 3, 30), method_order=METHODS)
     for ax, method in zip(fig.axes, vectors, strict=True):
         assert mcolors.to_rgb(ax.title.get_color()) == expected[method]
+
+
+def test_metrics_by_k_draws_one_line_per_configured_method():
+    # the table also holds ablation variants and a method the configuration no longer names
+    table = metrics_table(METHODS + ["stale"])
+    fig = plots.figure_metrics_by_k(table, method_order=METHODS)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert labels == METHODS
+    # each line is the default run's value at every K of the test split
+    ax = fig.axes[0]
+    expected = (
+        table.filter(
+            (pl.col("method") == "mp2v")
+            & (pl.col("variant") == "default")
+            & (pl.col("candidates") == "all")
+            & pl.col("native")
+            & (pl.col("split") == "test")
+            & (pl.col("cohort") == "all")
+            & (pl.col("metric") == "recall")
+        )
+        .sort("k")["value"]
+        .to_list()
+    )
+    assert list(ax.get_lines()[1].get_ydata()) == pytest.approx(expected)

@@ -69,10 +69,6 @@ def _save(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def run_label(method: str, variant: str) -> str:
-    return method if variant == "default" else f"{method} [{variant}]"
-
-
 def _default_protocol(table: pl.DataFrame) -> pl.DataFrame:
     """Rows of the main protocol: all unseen items, each model's own score, all users."""
     keep = pl.col("cohort") == "all"
@@ -81,30 +77,28 @@ def _default_protocol(table: pl.DataFrame) -> pl.DataFrame:
     return table.filter(keep)
 
 
-def _run_colors(data: pl.DataFrame, method_order: Sequence[str]) -> dict[tuple[str, str], tuple]:
-    """The colour of each method/variant drawn: its method's colour."""
-    runs = data.select("method", "variant").unique(maintain_order=True).rows()
-    colors = method_colors(method_order, [m for m, _ in runs])
-    return {(m, v): colors[m] for m, v in runs}
+def _default_runs(data: pl.DataFrame, method_order: Sequence[str]) -> pl.DataFrame:
+    """Rows of each method's default run: the configured methods only, if ``method_order``
+    names them (the ablation's variants have their own figure)."""
+    data = data.filter(pl.col("variant") == "default")
+    if method_order:
+        data = data.filter(pl.col("method").is_in(list(method_order)))
+    return data
+
+
+def _method_subset(data: pl.DataFrame, method_order: Sequence[str]) -> dict[str, tuple]:
+    """The colour of each method in ``data``, in the configured order (unconfigured ones after)."""
+    colors = method_colors(method_order, data["method"].unique(maintain_order=True))
+    present = set(data["method"])
+    return {m: c for m, c in colors.items() if m in present}
 
 
 def _draw_by_k(ax, data: pl.DataFrame, metric: str, title: str, colors: dict) -> None:
-    """One line per method/variant: ``metric`` against K."""
-    for (method, variant), color in colors.items():
-        run = data.filter(
-            (pl.col("metric") == metric)
-            & (pl.col("method") == method)
-            & (pl.col("variant") == variant)
-        ).sort("k")
+    """One line per method: ``metric`` against K."""
+    for method, color in colors.items():
+        run = data.filter((pl.col("metric") == metric) & (pl.col("method") == method)).sort("k")
         if run.height:
-            ax.plot(
-                run["k"],
-                run["value"],
-                marker="o",
-                ms=3,
-                color=color,
-                label=run_label(method, variant),
-            )
+            ax.plot(run["k"], run["value"], marker="o", ms=3, color=color, label=method)
     ax.set_xlabel("K")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title)
@@ -118,10 +112,11 @@ def figure_metrics_by_k(
     split: str = "test",
     metrics: tuple[str, ...] = ("recall", "ndcg"),
 ):
-    """One panel per metric, one line per method/variant, value against K (main protocol)."""
-    data = _default_protocol(table).filter(pl.col("split") == split)
+    """One panel per metric, one line per configured method (its default run), value against K
+    (main protocol)."""
+    data = _default_runs(_default_protocol(table).filter(pl.col("split") == split), method_order)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
-    colors = _run_colors(data, method_order)
+    colors = _method_subset(data, method_order)
     for ax, metric in zip(axes[0], metrics, strict=True):
         _draw_by_k(ax, data, metric, f"{METRIC_LABELS.get(metric, metric)} ({split} split)", colors)
     axes[0][0].legend(fontsize=8)
@@ -140,11 +135,9 @@ def figure_metrics_by_protocol(
     candidate_sets: tuple[str, ...] = ("all", "block", "sampled"),
 ):
     """Metrics by K under each candidate set (rows), each model with its own score."""
-    data = table.filter(
-        (pl.col("split") == split)
-        & (pl.col("cohort") == "all")
-        & pl.col("native")
-        & (pl.col("variant") == "default")
+    data = _default_runs(
+        table.filter((pl.col("split") == split) & (pl.col("cohort") == "all") & pl.col("native")),
+        method_order,
     )
     panels = {
         "all": ("recall", "ndcg"),
@@ -153,7 +146,7 @@ def figure_metrics_by_protocol(
     }
     rows = [c for c in candidate_sets if c in set(data["candidates"])]
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
-    colors = _run_colors(data, method_order)
+    colors = _method_subset(data, method_order)
     for r, candidates in enumerate(rows):
         subset = data.filter(pl.col("candidates") == candidates)
         for ax, metric in zip(axes[r], panels[candidates], strict=True):
