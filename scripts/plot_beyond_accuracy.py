@@ -20,6 +20,7 @@ def main(smk):
         method_order=method_order,
         split=p.split,
         xlabel="intra-list diversity (reference space)",
+        share_y=False,  # popularity lists are near-identical: one bin holds all their users
     )
     plot_distributions(
         per_user,

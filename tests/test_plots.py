@@ -174,3 +174,37 @@ def test_metrics_by_k_draws_one_line_per_configured_method():
         .to_list()
     )
     assert list(ax.get_lines()[1].get_ydata()) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("metric", "discrete", "share_y"),
+    [("ild_reference", False, False), ("category_diversity", True, True)],
+)
+def test_distributions_are_shares_of_users_on_common_bins(metric, discrete, share_y):
+    frames = per_user_frames()
+    fig = plots.figure_distributions(
+        frames,
+        metric=metric,
+        k=10,
+        xlabel=metric,
+        method_order=METHODS,
+        discrete=discrete,
+        share_y=share_y,
+    )
+    panels = [ax for ax in fig.axes if ax.containers]
+    assert [ax.containers[0].get_label() for ax in panels] == METHODS
+    edges = None
+    for ax, method in zip(panels, METHODS, strict=True):
+        bars = ax.containers[0].patches
+        assert sum(bar.get_height() for bar in bars) == pytest.approx(1.0)
+        assert mcolors.to_rgb(bars[0].get_facecolor()) == plots.method_colors(METHODS)[method]
+        lefts = [bar.get_x() for bar in bars]
+        edges = edges or lefts
+        assert lefts == pytest.approx(edges)  # the same bins in every panel
+        if discrete:  # one bin per integer value
+            assert np.diff(lefts) == pytest.approx(1.0)
+        values = frames[method].filter(pl.col("metric") == metric)["value"].to_numpy()
+        # the dashed mean
+        assert ax.get_lines()[0].get_xdata()[0] == pytest.approx(values.mean())
+    assert {ax.get_ylabel() for ax in panels} <= {"share of users", ""}
+    assert panels[0].get_ylabel() == "share of users"

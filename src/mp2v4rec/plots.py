@@ -8,6 +8,7 @@ order (``method_order``, the rules' ``params.method_order``) and calls it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 
@@ -63,9 +64,51 @@ def method_colors(
     return {name: tuple(color) for name, color in zip(names, palette, strict=False)}
 
 
+# Sized for a paper: figures 3.3 in (one column) or 7 in (two columns) wide, drawn at that size,
+# so that the fonts below are their printed size.
+ONE_COLUMN = 3.3
+TWO_COLUMNS = 7.0
+DPI = 300
+PAPER_STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "figure.titlesize": 8,
+    "figure.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "grid.linewidth": 0.4,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 3,
+    "patch.linewidth": 0.5,
+    "errorbar.capsize": 1.5,
+    "legend.frameon": False,
+    "figure.constrained_layout.h_pad": 0.02,
+    "figure.constrained_layout.w_pad": 0.02,
+}
+
+
+def _paper_style(build):
+    """Build the figure under :data:`PAPER_STYLE` (fonts and lines are fixed when drawn)."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(PAPER_STYLE):
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
 def _save(fig, path: str | os.PathLike) -> None:
     with atomic_path(path, suffix=".tmp.png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", pad_inches=0.02)
     plt.close(fig)
 
 
@@ -249,6 +292,7 @@ def plot_ablation(summary: pl.DataFrame, path: str | os.PathLike, **kwargs) -> N
     _save(figure_ablation(summary, **kwargs), path)
 
 
+@_paper_style
 def figure_distributions(
     per_user: dict[str, pl.DataFrame],
     *,
@@ -258,40 +302,69 @@ def figure_distributions(
     method_order: Sequence[str] = (),
     split: str = "test",
     discrete: bool = False,
+    share_y: bool = True,
+    columns: int = 4,
 ):
-    """Per-user distribution of one measure, one histogram outline per run."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    """Per-user distribution of one measure: one panel per run, a histogram of the share of users
+    in each bin (a run's bars sum to 1), the same bins in every panel, the mean dashed.
+
+    ``discrete`` measures get one bin per integer value, others 30 equal bins over all runs'
+    range. ``share_y=False`` gives each panel its own y scale, for runs whose users all fall in
+    one bin (popularity lists) and would flatten everyone else's histogram.
+    """
     colors = method_colors(method_order, per_user)
-    drawn = False
+    values = {}
     for run, frame in per_user.items():
-        values = (
+        v = (
             frame.filter(
                 (pl.col("split") == split) & (pl.col("metric") == metric) & (pl.col("k") == k)
             )["value"]
             .drop_nans()
             .to_numpy()
         )
-        if values.size == 0:
-            continue
-        if discrete:
-            bins = np.arange(values.min() - 0.5, values.max() + 1.5)
-        else:
-            bins = 30
-        ax.hist(
-            values,
-            bins=bins,
-            histtype="step",
-            lw=1.6,
+        if v.size:
+            values[run] = v
+    runs = [m for m in colors if m in values]
+    columns = max(1, min(columns, len(runs)))
+    rows = max(1, -(-len(runs) // columns))
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(TWO_COLUMNS, 0.4 + 1.35 * rows),
+        sharex=True,
+        sharey=share_y,
+        squeeze=False,
+        layout="constrained",
+    )
+    fig.suptitle(f"{xlabel}, top-{k}, {split} users")
+    if not runs:
+        axes[0][0].text(0.5, 0.5, "no values", ha="center", va="center")
+        return fig
+    pooled = np.concatenate([values[r] for r in runs])
+    if discrete:
+        bins = np.arange(pooled.min() - 0.5, pooled.max() + 1.5)
+    else:
+        bins = np.histogram_bin_edges(pooled, bins=30)
+    for ax, run in zip(axes.flat, runs, strict=False):
+        v = values[run]
+        counts, _ = np.histogram(v, bins)
+        ax.bar(
+            bins[:-1],
+            counts / v.size,
+            width=np.diff(bins),
+            align="edge",
             color=colors[run],
-            density=True,
-            label=f"{run} (mean {values.mean():.3g})",
+            edgecolor="white",
+            linewidth=0.3,
+            label=run,
         )
-        drawn = True
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of users")
-    ax.set_title(f"{xlabel}, top-{k}, {split} users")
-    if drawn:
-        ax.legend(fontsize=7)
+        ax.axvline(v.mean(), color="black", lw=0.8, ls="--")
+        ax.set_title(f"{run} (mean {v.mean():.3g})", color=colors[run])
+    for ax in axes.flat[len(runs) :]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of users")
+    fig.supxlabel(xlabel)
     return fig
 
 
