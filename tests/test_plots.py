@@ -208,3 +208,67 @@ def test_distributions_are_shares_of_users_on_common_bins(metric, discrete, shar
         assert ax.get_lines()[0].get_xdata()[0] == pytest.approx(values.mean())
     assert {ax.get_ylabel() for ax in panels} <= {"share of users", ""}
     assert panels[0].get_ylabel() == "share of users"
+
+
+def all_figures():
+    """Every figure of the study, built from small inputs."""
+    table = metrics_table()
+    rng = np.random.default_rng(0)
+    vectors = {m: rng.normal(size=(60, 4)) for m in ("w2v", "mp2v")}
+    summary = pl.DataFrame(
+        {
+            "metapath": ["UV", "UUV"] * 2,
+            "split": "test",
+            "metric": ["recall"] * 2 + ["ndcg"] * 2,
+            "k": 20,
+            "mean": [0.2, 0.3, 0.1, 0.15],
+            "std": [0.01, 0.02, 0.01, 0.0],
+        }
+    )
+    return {
+        "metrics_by_k": plots.figure_metrics_by_k(table, method_order=METHODS),
+        "metrics_by_protocol": plots.figure_metrics_by_protocol(table, method_order=METHODS),
+        "cohorts": plots.figure_cohorts(table, ks=[10, 50], method_order=METHODS),
+        "distributions": plots.figure_distributions(
+            per_user_frames(), metric="ild_reference", k=10, xlabel="ILD", method_order=METHODS
+        ),
+        "lorenz": plots.figure_lorenz(lorenz_curves(), k=10, method_order=METHODS),
+        "training_curves": plots.figure_training_curves(
+            training_curves(), k=10, method_order=METHODS
+        ),
+        "pca": plots.figure_pca(vectors, rng.integers(0, 12, 60), method_order=METHODS),
+        "ablation": plots.figure_ablation(
+            summary, axes=["metapath"], method="mp2v", method_order=METHODS
+        ),
+    }
+
+
+def test_figures_fit_a_paper_column_or_page_and_their_text_is_readable():
+    for name, fig in all_figures().items():
+        width, height = fig.get_size_inches()
+        assert 3.2 <= width <= 7.2, name
+        assert height <= 9, name
+        fig.canvas.draw()
+        texts = [t for t in fig.findobj(plt.Text) if t.get_text().strip() and t.get_visible()]
+        assert texts, name
+        small = {t.get_text(): t.get_fontsize() for t in texts if t.get_fontsize() < 7}
+        assert not small, (name, small)
+        # nothing drawn outside the figure (it would be cut, or shrink the figure when placed)
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        assert box.width <= width + 0.05 and box.height <= height + 0.05, name
+
+
+def test_legends_stay_outside_the_data():
+    for name, fig in all_figures().items():
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                if ax.get_visible() and ax.axison:
+                    assert not box.overlaps(ax.get_window_extent(renderer)), name
+    # the multi-panel figures have one legend, naming each method once
+    fig = all_figures()["metrics_by_k"]
+    assert len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == METHODS

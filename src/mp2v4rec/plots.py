@@ -112,6 +112,19 @@ def _save(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def _shared_legend(fig, *, loc: str = "outside upper center", ncols: int | None = None, **kw):
+    """One legend for all panels, outside them (the figure must use the constrained layout):
+    each label once, in the order the panels drew them."""
+    entries = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if not entries:
+        return None
+    ncols = min(ncols or len(entries), len(entries))
+    return fig.legend(entries.values(), entries.keys(), loc=loc, ncols=ncols, **kw)
+
+
 def _default_protocol(table: pl.DataFrame) -> pl.DataFrame:
     """Rows of the main protocol: all unseen items, each model's own score, all users."""
     keep = pl.col("cohort") == "all"
@@ -141,13 +154,14 @@ def _draw_by_k(ax, data: pl.DataFrame, metric: str, title: str, colors: dict) ->
     for method, color in colors.items():
         run = data.filter((pl.col("metric") == metric) & (pl.col("method") == method)).sort("k")
         if run.height:
-            ax.plot(run["k"], run["value"], marker="o", ms=3, color=color, label=method)
+            ax.plot(run["k"], run["value"], marker="o", ms=2, color=color, label=method)
     ax.set_xlabel("K")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title)
     ax.grid(alpha=0.3)
 
 
+@_paper_style
 def figure_metrics_by_k(
     table: pl.DataFrame,
     *,
@@ -158,11 +172,13 @@ def figure_metrics_by_k(
     """One panel per metric, one line per configured method (its default run), value against K
     (main protocol)."""
     data = _default_runs(_default_protocol(table).filter(pl.col("split") == split), method_order)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(TWO_COLUMNS, 2.6), squeeze=False, layout="constrained"
+    )
     colors = _method_subset(data, method_order)
     for ax, metric in zip(axes[0], metrics, strict=True):
         _draw_by_k(ax, data, metric, f"{METRIC_LABELS.get(metric, metric)} ({split} split)", colors)
-    axes[0][0].legend(fontsize=8)
+    _shared_legend(fig)
     return fig
 
 
@@ -170,6 +186,7 @@ def plot_metrics_by_k(table: pl.DataFrame, path: str | os.PathLike, **kwargs) ->
     _save(figure_metrics_by_k(table, **kwargs), path)
 
 
+@_paper_style
 def figure_metrics_by_protocol(
     table: pl.DataFrame,
     *,
@@ -188,15 +205,20 @@ def figure_metrics_by_protocol(
         "sampled": ("hitrate", "ndcg"),
     }
     rows = [c for c in candidate_sets if c in set(data["candidates"])]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows),
+        2,
+        figsize=(TWO_COLUMNS, 0.4 + 2.0 * len(rows)),
+        squeeze=False,
+        layout="constrained",
+    )
     colors = _method_subset(data, method_order)
     for r, candidates in enumerate(rows):
         subset = data.filter(pl.col("candidates") == candidates)
         for ax, metric in zip(axes[r], panels[candidates], strict=True):
             title = f"{METRIC_LABELS.get(metric, metric)}, candidates: {candidates} ({split})"
             _draw_by_k(ax, subset, metric, title, colors)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    _shared_legend(fig)
     return fig
 
 
@@ -211,6 +233,7 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
+@_paper_style
 def figure_pca(
     item_vectors: dict[str, np.ndarray],
     categories: np.ndarray,
@@ -236,19 +259,20 @@ def figure_pca(
     palette = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # 7: grey
     colors = method_colors(method_order, item_vectors)
     fig, axes = plt.subplots(
-        1, len(item_vectors), figsize=(5.5 * len(item_vectors), 5), squeeze=False
+        1, len(item_vectors), figsize=(TWO_COLUMNS, 3.0), squeeze=False, layout="constrained"
     )
     for ax, (name, vectors) in zip(axes[0], item_vectors.items(), strict=True):
         xy = pca_2d(vectors[items].astype(np.float64))
         other = ~np.isin(cats, shown)
-        ax.scatter(xy[other, 0], xy[other, 1], s=4, c="lightgrey", label="other")
+        if other.any():
+            ax.scatter(xy[other, 0], xy[other, 1], s=1.5, c="lightgrey", lw=0, label="other")
         for color, cat in zip(palette, shown, strict=False):
             sel = cats == cat
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, color=color, label=f"category {cat}")
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=1.5, color=color, lw=0, label=f"category {cat}")
         ax.set_title(f"{name}: item embeddings (PCA, {items.size} items)", color=colors[name])
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
-    axes[0][-1].legend(fontsize=7, markerscale=3, loc="best")
+    _shared_legend(fig, loc="outside right upper", ncols=1, markerscale=3, handletextpad=0.1)
     return fig
 
 
@@ -261,6 +285,7 @@ def plot_pca(
     _save(figure_pca(item_vectors, categories, **kwargs), path)
 
 
+@_paper_style
 def figure_ablation(
     summary: pl.DataFrame,
     *,
@@ -269,21 +294,42 @@ def figure_ablation(
     method_order: Sequence[str] = (),
     split: str = "test",
 ):
-    """One bar per grid cell (mean over seeds, std as error bar), one panel per metric@K.
+    """One bar per grid cell (mean over seeds, std as error bar), one panel per metric@K, two
+    panels a row; the cells are named at the left of each row.
 
     The bars are in the colour of the ablated method."""
     data = summary.filter(pl.col("split") == split)
     panels = data.select("metric", "k").unique(maintain_order=True).rows()
     color = method_colors(method_order, [method])[method]
-    fig, ax_row = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5), squeeze=False)
-    for i, (ax, (metric, k)) in enumerate(zip(ax_row[0], panels, strict=True)):
+    columns = max(1, min(2, len(panels)))
+    n_rows = max(1, -(-len(panels) // columns))
+    n_cells = max(
+        [data.filter((pl.col("metric") == m) & (pl.col("k") == k)).height for m, k in panels] or [1]
+    )
+    fig, grid = plt.subplots(
+        n_rows,
+        columns,
+        figsize=(TWO_COLUMNS, 0.3 + n_rows * (0.45 + 0.15 * n_cells)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for i, (ax, (metric, k)) in enumerate(zip(grid.flat, panels, strict=False)):
         rows = data.filter((pl.col("metric") == metric) & (pl.col("k") == k))
         labels = [" ".join(f"{a}={r[a]}" for a in axes) for r in rows.iter_rows(named=True)]
-        ax.barh(range(rows.height), rows["mean"], xerr=rows["std"], color=color, alpha=0.8)
-        ax.set_yticks(range(rows.height), labels if i == 0 else [], fontsize=7)
+        ax.barh(
+            range(rows.height),
+            rows["mean"],
+            xerr=rows["std"],
+            color=color,
+            alpha=0.8,
+            error_kw={"elinewidth": 0.8},
+        )
+        ax.set_yticks(range(rows.height), labels if i % columns == 0 else [])
         ax.invert_yaxis()
         ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
         ax.grid(axis="x", alpha=0.3)
+    for ax in grid.flat[len(panels) :]:
+        ax.set_axis_off()
     fig.suptitle(f"{method} ablation: mean ± std over seeds")
     return fig
 
@@ -374,9 +420,10 @@ def plot_distributions(
     _save(figure_distributions(per_user, **kwargs), path)
 
 
+@_paper_style
 def figure_lorenz(curves: dict[str, pl.DataFrame], *, k: int, method_order: Sequence[str] = ()):
     """Lorenz curves of recommendation counts over the catalogue, with each run's Gini."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN, 4.4), layout="constrained")
     colors = method_colors(method_order, curves)
     for run, curve in curves.items():
         x, y = curve["item_share"].to_numpy(), curve["rec_share"].to_numpy()
@@ -387,7 +434,9 @@ def figure_lorenz(curves: dict[str, pl.DataFrame], *, k: int, method_order: Sequ
     ax.set_xlabel("cumulative share of items (least recommended first)")
     ax.set_ylabel("cumulative share of recommendations")
     ax.set_title(f"Popularity concentration of top-{k} lists")
-    ax.legend(fontsize=7)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    _shared_legend(fig, loc="outside lower center", ncols=2)
     return fig
 
 
@@ -395,6 +444,7 @@ def plot_lorenz(curves: dict[str, pl.DataFrame], path: str | os.PathLike, **kwar
     _save(figure_lorenz(curves, **kwargs), path)
 
 
+@_paper_style
 def figure_cohorts(
     table: pl.DataFrame,
     *,
@@ -414,11 +464,18 @@ def figure_cohorts(
     )
     cohorts = ["low", "medium", "high", "cold"]
     runs = data["method"].unique(maintain_order=True).to_list()
-    panels = [(m, k) for m in metrics for k in ks]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), squeeze=False)
-    width = 0.8 / max(len(runs), 1)
     colors = method_colors(method_order, runs)
-    for ax, (metric, k) in zip(axes[0], panels, strict=True):
+    runs = [m for m in colors if m in runs]  # the configured order
+    panels = [(m, k) for m in metrics for k in ks]
+    fig, axes = plt.subplots(
+        len(metrics),
+        len(ks),
+        figsize=(TWO_COLUMNS, 0.6 + 1.9 * len(metrics)),
+        squeeze=False,
+        layout="constrained",
+    )
+    width = 0.8 / max(len(runs), 1)
+    for ax, (metric, k) in zip(axes.flat, panels, strict=True):
         for j, run in enumerate(runs):
             rows = data.filter(
                 (pl.col("method") == run) & (pl.col("metric") == metric) & (pl.col("k") == k)
@@ -434,12 +491,14 @@ def figure_cohorts(
                 color=colors[run],
                 label=run,
                 yerr=[mean - low, high - mean],
-                capsize=2,
+                error_kw={"elinewidth": 0.6, "capthick": 0.6},
             )
         ax.set_xticks(np.arange(len(cohorts)) + width * (len(runs) - 1) / 2, cohorts)
-        ax.set_xlabel("train activity cohort; cold: pairs without train history")
         ax.set_title(f"{METRIC_LABELS.get(metric, metric).replace('K', str(k))} ({split})")
-    axes[0][0].legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    fig.supxlabel("train activity cohort; cold: pairs without train history")
+    _shared_legend(fig)
     return fig
 
 
@@ -447,11 +506,12 @@ def plot_cohorts(table: pl.DataFrame, path: str | os.PathLike, **kwargs) -> None
     _save(figure_cohorts(table, **kwargs), path)
 
 
+@_paper_style
 def figure_training_curves(
     curves: dict[str, pl.DataFrame], *, k: int, method_order: Sequence[str] = ()
 ):
     """Validation Recall@K after every epoch (iteration) of each trained method."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN, 2.9), layout="constrained")
     colors = method_colors(method_order, curves)
     for run, curve in curves.items():
         if "valid_recall" not in curve.columns or curve.is_empty():
@@ -459,13 +519,16 @@ def figure_training_curves(
         color = colors[run]
         y = curve["valid_recall"].to_numpy()
         best = int(np.nanargmax(y)) if np.isfinite(y).any() else None
-        ax.plot(curve["epoch"], y, marker="o", ms=2.5, color=color, label=run)
+        ax.plot(curve["epoch"], y, marker="o", ms=1.5, color=color, label=run)
         if best is not None:
-            ax.scatter([curve["epoch"][best]], [y[best]], s=60, facecolor="none", edgecolor=color)
+            ax.scatter(
+                [curve["epoch"][best]], [y[best]], s=30, facecolor="none", edgecolor=color, lw=0.8
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation Recall@{k}")
     ax.set_title("Training curves (circle: the kept epoch)")
-    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _shared_legend(fig, loc="outside lower center", ncols=3)
     return fig
 
 
