@@ -1,4 +1,4 @@
-"""The study's figures: metrics by K and a PCA of item embeddings.
+"""The study's figures, drawn at the size they are printed in a paper.
 
 Each figure has a builder (``figure_*``) that returns the matplotlib figure, and a ``plot_*`` that
 builds and saves it. A method has one colour in every figure: :func:`method_colors` maps the
