@@ -18,7 +18,11 @@ def main(smk):
     summary = ablation_summary(cells, p.axes, metrics=p.metrics, ks=p.ks)
     write_tsv(summary, smk.output.table)
     plot_ablation(
-        summary, smk.output.figure, axes=[a for a in p.axes if a != "seed"], method=p.method
+        summary,
+        smk.output.figure,
+        axes=[a for a in p.axes if a != "seed"],
+        method=p.method,
+        method_order=list(p.method_order),
     )
     log.info("%d cells, %d summary rows", len(p.variants), summary.height)
 

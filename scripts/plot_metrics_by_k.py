@@ -8,7 +8,9 @@ from mp2v4rec.plots import plot_metrics_by_k
 
 def main(smk):
     table = pl.read_csv(smk.input[0], separator="\t")
-    plot_metrics_by_k(table, smk.output[0], split=smk.params.split)
+    plot_metrics_by_k(
+        table, smk.output[0], method_order=list(smk.params.method_order), split=smk.params.split
+    )
 
 
 if __name__ == "__main__":

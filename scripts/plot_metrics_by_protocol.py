@@ -9,7 +9,11 @@ from mp2v4rec.plots import plot_metrics_by_protocol
 def main(smk):
     table = pl.read_csv(smk.input[0], separator="\t")
     plot_metrics_by_protocol(
-        table, smk.output[0], split=smk.params.split, candidate_sets=tuple(smk.params.candidates)
+        table,
+        smk.output[0],
+        method_order=list(smk.params.method_order),
+        split=smk.params.split,
+        candidate_sets=tuple(smk.params.candidates),
     )
 
 

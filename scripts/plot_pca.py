@@ -14,6 +14,7 @@ def main(smk):
         vectors,
         categories,
         smk.output[0],
+        method_order=list(smk.params.method_order),
         max_items=smk.params.max_items,
         seed=smk.params.seed,
     )

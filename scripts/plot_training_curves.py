@@ -11,7 +11,9 @@ def main(smk):
         m: pl.read_csv(f, separator="\t")
         for m, f in zip(smk.params.methods, smk.input, strict=True)
     }
-    plot_training_curves(curves, smk.output[0], k=smk.params.k)
+    plot_training_curves(
+        curves, smk.output[0], k=smk.params.k, method_order=list(smk.params.method_order)
+    )
 
 
 if __name__ == "__main__":

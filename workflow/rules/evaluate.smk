@@ -158,6 +158,7 @@ rule ablation_table:
         metrics=plain(ABLATION["metrics"]),
         ks=plain(ABLATION["ks"]),
         method=ABLATION["method"],
+        method_order=list(METHODS),
     script:
         "../../scripts/ablation_table.py"
 

@@ -13,6 +13,7 @@ rule plot_metrics_by_k:
     log:
         f"{R}/logs/plot_metrics_by_k.log",
     params:
+        method_order=list(METHODS),
         split=config["plots"]["split"],
     script:
         "../../scripts/plot_metrics_by_k.py"
@@ -35,6 +36,7 @@ rule plot_pca:
     log:
         f"{R}/logs/plot_pca.log",
     params:
+        method_order=list(METHODS),
         methods=plain(config["plots"]["pca_methods"]),
         max_items=config["plots"]["pca_max_items"],
         seed=config["plots"]["seed"],
@@ -74,6 +76,7 @@ rule plot_beyond_accuracy:
     log:
         f"{R}/logs/plot_beyond_accuracy.log",
     params:
+        method_order=list(METHODS),
         runs=lambda w: [m for m, _ in default_runs()],
         k=max(config["evaluate"]["per_user_ks"]),
         cohort_ks=plain(config["evaluate"]["per_user_ks"][-2:]),
@@ -96,6 +99,7 @@ rule plot_training_curves:
     log:
         f"{R}/logs/plot_training_curves.log",
     params:
+        method_order=list(METHODS),
         methods=lambda w: trained_methods(),
         k=config["train"]["validation"]["k"],
     script:
@@ -114,6 +118,7 @@ rule plot_metrics_by_protocol:
     log:
         f"{R}/logs/plot_metrics_by_protocol.log",
     params:
+        method_order=list(METHODS),
         split=config["plots"]["split"],
         candidates=plain(config["evaluate"]["protocols"]["candidates"]),
     script:
