@@ -3,7 +3,7 @@
 import polars as pl
 
 from mp2v4rec.io import run_rule
-from mp2v4rec.serve import plot_seeded
+from mp2v4rec.plots import plot_seeded
 
 
 def main(smk):
@@ -11,7 +11,12 @@ def main(smk):
         method: pl.read_csv(path, separator="\t")
         for method, path in zip(smk.params.methods, smk.input, strict=True)
     }
-    plot_seeded(tables, smk.output[0], seed_items=smk.params.seed_items)
+    plot_seeded(
+        tables,
+        smk.output[0],
+        seed_items=smk.params.seed_items,
+        method_order=smk.params.method_order,
+    )
 
 
 if __name__ == "__main__":

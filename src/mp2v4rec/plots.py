@@ -536,3 +536,33 @@ def plot_training_curves(
     curves: dict[str, pl.DataFrame], path: str | os.PathLike, **kwargs
 ) -> None:
     _save(figure_training_curves(curves, **kwargs), path)
+
+
+@_paper_style
+def figure_seeded(
+    tables: dict[str, pl.DataFrame],
+    *,
+    seed_items: int | None = None,
+    method_order: Sequence[str] = (),
+):
+    """Recall@K of the seeded (playlist) continuation by K, one colour per method, 95 % CI."""
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN, 3.2), layout="constrained")
+    colors = method_colors(method_order, tables)
+    for method, table in tables.items():
+        rows = table.filter(pl.col("metric") == "recall").sort("k")
+        k, v = rows["k"].to_numpy(), rows["value"].to_numpy()
+        ax.plot(k, v, marker="o", ms=2, color=colors[method], label=method)
+        low, high = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
+        ax.fill_between(k, low, high, alpha=0.15, color=colors[method], lw=0)
+    ax.set_xlabel("K (continuation length)")
+    ax.set_ylabel("Recall@K of the held-out test items")
+    last = "last" if seed_items is None else f"last {seed_items}"
+    ax.set_title(f"Continuing each user's {last} train items")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    _shared_legend(fig, loc="outside lower center", ncols=3)
+    return fig
+
+
+def plot_seeded(tables: dict[str, pl.DataFrame], path: str | os.PathLike, **kwargs) -> None:
+    _save(figure_seeded(tables, **kwargs), path)

@@ -849,36 +849,3 @@ def seeded_table(
     table = summarise(per_user, list(ks), n_boot=n_boot, seed=seed)
     table = table.with_columns(split=pl.lit("test"), cohort=pl.lit("all"))
     return table.select(list(METRICS_SCHEMA)).with_columns(protocol=pl.lit("seeded"))
-
-
-def plot_seeded(
-    tables: Mapping[str, pl.DataFrame], path: str | os.PathLike, seed_items: int | None = None
-) -> None:
-    """Recall@K by K of the seeded continuation, one colour per method (popularity dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mp2v4rec.io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = plt.get_cmap("tab10").colors
-    for i, (method, table) in enumerate(tables.items()):
-        rows = table.filter(pl.col("metric") == "recall").sort("k")
-        k, v = rows["k"].to_numpy(), rows["value"].to_numpy()
-        lo, hi = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
-        style = {"color": "0.45", "ls": "--"} if method == "popularity" else {"color": colours[i]}
-        ax.plot(k, v, marker="o", ms=3, label=method, **style)
-        ax.fill_between(k, lo, hi, alpha=0.15, color=style["color"], lw=0)
-    ax.set_xlabel("K (continuation length)")
-    ax.set_ylabel("Recall@K of the held-out test items")
-    last = "last" if seed_items is None else f"last {seed_items}"
-    ax.set_title(f"Playlist continuation from each user's {last} train items")
-    ax.grid(alpha=0.3)
-    ax.set_ylim(bottom=0)
-    ax.legend(title="method")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)

@@ -87,5 +87,6 @@ rule plot_seeded:
     params:
         methods=SEEDED_METHODS,
         seed_items=config["serve"]["seed_items"],
+        method_order=list(METHODS),
     script:
         "../../scripts/serve_plot.py"
