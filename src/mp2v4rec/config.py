@@ -40,13 +40,26 @@ VARIANT_KEYS = {
 WALK_KEYS = ["metapath", "sampling", "length", "pernode", "start", "seed"]
 
 
+_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+
+
 def schema_default(*path: str) -> Any:
-    """The schema's default of a top-level key (e.g. ``schema_default("metapaths")``): the one
-    place defaults are written."""
-    node = yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema's default of a top-level key (e.g. ``schema_default("metapaths")``)."""
+    node = _SCHEMA
     for key in path:
         node = node["properties"][key]
     return copy.deepcopy(node["default"])
+
+
+def defaults(definition: str, *path: str) -> dict[str, Any]:
+    """The defaults of a schema definition's settings (``defaults("ials")``,
+    ``defaults("dataset", "preprocess")``): the library's signatures take their defaults from
+    here, so the schema is the one place a default is written."""
+    node = _SCHEMA["definitions"][definition]
+    for key in path:
+        node = node["properties"][key]
+    props = node["properties"].items()
+    return {k: copy.deepcopy(v["default"]) for k, v in props if "default" in v}
 
 
 METAPATHS = schema_default("metapaths")  # UV and UUV, as config.yaml restates them

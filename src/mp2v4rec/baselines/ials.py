@@ -22,11 +22,13 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from mp2v4rec.baselines.userknn import rating_matrix
+from mp2v4rec.config import defaults
 from mp2v4rec.io import InputError
 from mp2v4rec.recommend import seen_matrix
 from mp2v4rec.validation import Validator
 
 log = logging.getLogger(__name__)
+DEFAULTS = defaults("ials")  # the config schema's
 
 
 def confidence_matrix(
@@ -44,14 +46,14 @@ def train_ials(
     n_items: int,
     valid: pl.DataFrame | None,
     *,
-    factors: int = 64,
-    regularization: float = 0.01,
-    iterations: int = 15,
-    alpha: float = 10.0,
-    seed: int = 0,
+    factors: int = DEFAULTS["factors"],
+    regularization: float = DEFAULTS["regularization"],
+    iterations: int = DEFAULTS["iterations"],
+    alpha: float = DEFAULTS["alpha"],
+    seed: int = DEFAULTS["seed"],
     threads: int = 1,
     k: int = 100,
-    binary: bool = False,
+    binary: bool = DEFAULTS["binary"],
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     """Fit iALS; return ``(user_vectors, item_vectors, curve)`` of the best iteration (dot score).
 

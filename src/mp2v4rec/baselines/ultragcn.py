@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from mp2v4rec.config import defaults
 from mp2v4rec.io import InputError
 from mp2v4rec.recommend import seen_matrix
 from mp2v4rec.validation import Validator
@@ -46,31 +47,32 @@ from mp2v4rec.validation import Validator
 log = logging.getLogger(__name__)
 
 L2_SCOPES = ("batch", "all")
+DEFAULTS = defaults("ultragcn")
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 @dataclass
 class UltraGCNConfig:
-    """Hyper-parameters; the defaults are the study's KuaiRec run."""
+    """Hyper-parameters; the defaults (the config schema's) are the study's KuaiRec run."""
 
-    dim: int = 50
-    w1: float = 1.0
-    w2: float = 1.0
-    w3: float = 1.0
-    w4: float = 1.0
-    negative_num: int = 1
-    negative_weight: float = 1.0
-    gamma: float = 1e-3
-    lambda_: float = 1e-4
-    ii_neighbor_num: int = 10
-    init_std: float = 0.1
-    lr: float = 0.005
-    batch_size: int = 8192
-    epochs: int = 50
-    patience_steps: int = 1000  # stop once the best validation epoch is this many steps back
+    dim: int = DEFAULTS["dim"]
+    w1: float = DEFAULTS["w1"]
+    w2: float = DEFAULTS["w2"]
+    w3: float = DEFAULTS["w3"]
+    w4: float = DEFAULTS["w4"]
+    negative_num: int = DEFAULTS["negative_num"]
+    negative_weight: float = DEFAULTS["negative_weight"]
+    gamma: float = DEFAULTS["gamma"]
+    lambda_: float = DEFAULTS["lambda"]
+    ii_neighbor_num: int = DEFAULTS["ii_neighbor_num"]
+    init_std: float = DEFAULTS["init_std"]
+    lr: float = DEFAULTS["lr"]
+    batch_size: int = DEFAULTS["batch_size"]
+    epochs: int = DEFAULTS["epochs"]
+    patience_steps: int = DEFAULTS["patience_steps"]  # steps since the best validation epoch
     k: int = 100  # validation Recall@k drives early stopping
-    seed: int = 0
-    l2_scope: str = "all"  # the reference code penalises the whole tables
+    seed: int = DEFAULTS["seed"]
+    l2_scope: str = DEFAULTS["l2_scope"]  # "all": the reference code penalises whole tables
 
     def __post_init__(self):
         positive_int = ("dim", "negative_num", "batch_size", "epochs", "patience_steps", "k")

@@ -18,10 +18,12 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from mp2v4rec.config import defaults
 from mp2v4rec.io import InputError
 from mp2v4rec.recommend import Fallback, Scorer, _top_k, rank_users, seen_matrix
 
 log = logging.getLogger(__name__)
+DEFAULTS = defaults("userknn")  # the config schema's
 
 
 def rating_matrix(
@@ -72,8 +74,8 @@ def userknn_scorer(
     n_users: int,
     n_items: int,
     *,
-    k_neighbors: int = 1500,
-    weighted: bool = False,
+    k_neighbors: int = DEFAULTS["k_neighbors"],
+    weighted: bool = DEFAULTS["weighted"],
 ) -> Scorer:
     """A :data:`~mp2v4rec.recommend.Scorer` giving each user's neighbour sums over all items
     (float64 ``[users, n_items]``), for :func:`mp2v4rec.recommend.rank_users`."""
@@ -105,11 +107,11 @@ def userknn_recommend(
     n_items: int,
     users: np.ndarray,
     *,
-    k_neighbors: int = 1500,
+    k_neighbors: int = DEFAULTS["k_neighbors"],
     k: int = 100,
     mask_seen: bool = True,
-    weighted: bool = False,
-    chunk_size: int = 1024,
+    weighted: bool = DEFAULTS["weighted"],
+    chunk_size: int = DEFAULTS["chunk_size"],
     fallback: Fallback | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` items for each of ``users``, in ``recommend_top_k``'s format.

@@ -58,6 +58,7 @@ import numpy as np
 import polars as pl
 
 from mp2v4rec.arrays import sorted_unique
+from mp2v4rec.config import defaults
 from mp2v4rec.datasets.common import (
     INTERACTION_SCHEMA,
     ITEM_SCHEMA,
@@ -79,7 +80,8 @@ TABLES = {  # table -> (required, optional) columns, our names
     "follows": (("user_id", "followee_id"), ()),
     "items": (("item_id",), ("artist_id", "genre")),
 }
-DEFAULT_EVENT_WEIGHTS = {"play": 1.0 / 3.0, "like": 1.0, "repost": 1.0}
+DEFAULTS = defaults("events", "preprocess")  # the config schema's
+DEFAULT_EVENT_WEIGHTS = DEFAULTS["event_weights"]  # play 1/3, like 1, repost 1
 SPLITS = ("auto", "eval_events", "temporal", "holdout")
 MS_PER_DAY = 86_400_000
 # ids in [0, bound) let a pair be grouped on one int64 key, user_id * 2^32 + item_id
@@ -745,19 +747,19 @@ class EventParams:
         *,
         columns: dict | None = None,
         event_weights: dict[str, float] | None = None,
-        default_event_weight: float | None = None,
-        timestamp_unit: str = "s",
-        half_life_days: float | None = 365.0,
-        decay_anchor=None,
-        min_user_interactions: int = 10,
-        min_item_interactions: int = 5,
-        filter_to_fixed_point: bool = True,
-        split: str = "auto",
-        cutoff_time=None,
-        holdout_fraction: float = 0.2,
-        valid_fraction: float = 0.2,
-        positive_min_score: float = 0.0,
-        seed: int = 0,
+        default_event_weight: float | None = DEFAULTS["default_event_weight"],
+        timestamp_unit: str = DEFAULTS["timestamp_unit"],
+        half_life_days: float | None = DEFAULTS["half_life_days"],
+        decay_anchor=DEFAULTS["decay_anchor"],
+        min_user_interactions: int = DEFAULTS["min_user_interactions"],
+        min_item_interactions: int = DEFAULTS["min_item_interactions"],
+        filter_to_fixed_point: bool = DEFAULTS["filter_to_fixed_point"],
+        split: str = DEFAULTS["split"],
+        cutoff_time=DEFAULTS["cutoff_time"],
+        holdout_fraction: float = DEFAULTS["holdout_fraction"],
+        valid_fraction: float = DEFAULTS["valid_fraction"],
+        positive_min_score: float = DEFAULTS["positive_min_score"],
+        seed: int = DEFAULTS["seed"],
     ) -> EventParams:
         """Check the settings (an InputError names the bad one) and resolve times and split.
 

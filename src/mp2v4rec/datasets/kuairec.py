@@ -33,6 +33,7 @@ from typing import IO
 import numpy as np
 import polars as pl
 
+from mp2v4rec.config import defaults
 from mp2v4rec.datasets.common import (
     INTERACTION_SCHEMA,
     ITEM_SCHEMA,
@@ -46,6 +47,7 @@ from mp2v4rec.io import InputError
 
 log = logging.getLogger(__name__)
 
+DEFAULTS = defaults("dataset", "preprocess")  # the config schema's
 BIG, SMALL = "data/big_matrix.csv", "data/small_matrix.csv"
 SOCIAL, CATEGORIES = "data/social_network.csv", "data/item_categories.csv"
 MATRIX_DTYPES = {
@@ -368,9 +370,9 @@ def _log_stats(stats: dict) -> None:
 def preprocess_kuairec(
     archive: str | os.PathLike,
     *,
-    positive_threshold: float = 2.0,
-    valid_fraction: float = 0.2,
-    seed: int = 0,
+    positive_threshold: float = DEFAULTS["positive_threshold"],
+    valid_fraction: float = DEFAULTS["valid_fraction"],
+    seed: int = DEFAULTS["seed"],
 ) -> Prepared:
     """Read the KuaiRec 2.0 zip and build the prepared tables (see the module docstring)."""
     _check_params(positive_threshold, valid_fraction)
