@@ -9,6 +9,8 @@ rule evaluated_users:
         f"{R}/data/evaluated_users.parquet",
     log:
         f"{R}/logs/evaluated_users.log",
+    benchmark:
+        f"{R}/benchmarks/evaluated_users.tsv"
     params:
         sample=config["evaluate"]["sample_users"],
         seed=config["evaluate"]["seed"],
@@ -53,6 +55,8 @@ rule merge_recs:
         f"{R}/recs/{{method}}/{{variant}}.parquet",
     log:
         f"{R}/logs/merge_recs/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/merge_recs/{{method}}/{{variant}}.tsv"
     script:
         "../../scripts/merge_recs.py"
 
@@ -130,6 +134,8 @@ rule metrics_table:
         ),
     log:
         f"{R}/logs/metrics_table.log",
+    benchmark:
+        f"{R}/benchmarks/metrics_table.tsv"
     params:
         runs=lambda w: [list(r) for r in runs()],
     script:
@@ -152,6 +158,8 @@ rule ablation_table:
         ),
     log:
         f"{R}/logs/ablation_table.log",
+    benchmark:
+        f"{R}/benchmarks/ablation_table.tsv"
     params:
         variants=lambda w: grid_variants(ABLATION["grid"]),
         axes=list(ABLATION["grid"]),
@@ -171,6 +179,8 @@ checkpoint search_select:
         best=f"{R}/search/best.json",
     log:
         f"{R}/logs/search_select.log",
+    benchmark:
+        f"{R}/benchmarks/search_select.tsv"
     params:
         variants=lambda w: grid_variants(SEARCH["grid"]),
         method=SEARCH["method"],
@@ -188,6 +198,8 @@ rule search_report:
         f"{R}/tables/search_best.tsv",
     log:
         f"{R}/logs/search_report.log",
+    benchmark:
+        f"{R}/benchmarks/search_report.tsv"
     script:
         "../../scripts/search_report.py"
 
@@ -204,6 +216,8 @@ rule summary_table:
         ),
     log:
         f"{R}/logs/summary_table.log",
+    benchmark:
+        f"{R}/benchmarks/summary_table.tsv"
     params:
         runs=lambda w: [m for m, _ in default_runs()],
         baselines=lambda w: baseline_methods(),

@@ -12,6 +12,8 @@ rule plot_metrics_by_k:
         ),
     log:
         f"{R}/logs/plot_metrics_by_k.log",
+    benchmark:
+        f"{R}/benchmarks/plot_metrics_by_k.tsv"
     params:
         method_order=list(METHODS),
         split=config["plots"]["split"],
@@ -35,6 +37,8 @@ rule plot_pca:
         ),
     log:
         f"{R}/logs/plot_pca.log",
+    benchmark:
+        f"{R}/benchmarks/plot_pca.tsv"
     params:
         method_order=list(METHODS),
         methods=plain(config["plots"]["pca_methods"]),
@@ -75,6 +79,8 @@ rule plot_beyond_accuracy:
         ),
     log:
         f"{R}/logs/plot_beyond_accuracy.log",
+    benchmark:
+        f"{R}/benchmarks/plot_beyond_accuracy.tsv"
     params:
         method_order=list(METHODS),
         runs=lambda w: [m for m, _ in default_runs()],
@@ -98,6 +104,8 @@ rule plot_training_curves:
         ),
     log:
         f"{R}/logs/plot_training_curves.log",
+    benchmark:
+        f"{R}/benchmarks/plot_training_curves.tsv"
     params:
         method_order=list(METHODS),
         methods=lambda w: trained_methods(),
@@ -117,6 +125,8 @@ rule plot_metrics_by_protocol:
         ),
     log:
         f"{R}/logs/plot_metrics_by_protocol.log",
+    benchmark:
+        f"{R}/benchmarks/plot_metrics_by_protocol.tsv"
     params:
         method_order=list(METHODS),
         split=config["plots"]["split"],

@@ -84,6 +84,8 @@ rule plot_seeded:
         ),
     log:
         f"{R}/logs/plot_seeded.log",
+    benchmark:
+        f"{R}/benchmarks/plot_seeded.tsv"
     params:
         methods=SEEDED_METHODS,
         seed_items=config["serve"]["seed_items"],

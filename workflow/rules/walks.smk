@@ -50,6 +50,8 @@ rule walk_corpus:
         f"{R}/walks/{{walkset}}/corpus.txt",
     log:
         f"{R}/logs/walks/{{walkset}}/corpus.log",
+    benchmark:
+        f"{R}/benchmarks/walks/{{walkset}}/corpus.tsv"
     shell:
         "(cat {input} > {output}.tmp && mv {output}.tmp {output} && wc -l {output}) > {log} 2>&1"
 
