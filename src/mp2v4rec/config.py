@@ -36,8 +36,34 @@ VARIANT_KEYS = {
     "epochs": "epochs",
     "alpha": "alpha",
     "init": "init",
+    "trainer": "trainer",
+    "sample": "sample",
+    "negexp": "ns_exponent",
+    "score": "score",
 }
 WALK_KEYS = ["metapath", "sampling", "length", "pernode", "start", "seed"]
+
+# the settings each skip-gram trainer reads (the train rules pass exactly these: a change to
+# another key does not retrain)
+SKIPGRAM_KEYS = ("dim", "window", "negative", "epochs", "alpha", "min_alpha", "sample")
+SKIPGRAM_KEYS += ("ns_exponent", "seed")
+SHARED_KEYS = ("dim", "window", "negative", "epochs", "seed", "ns_exponent", "optimizer")
+SHARED_KEYS += ("alpha", "min_alpha", "init_std", "typed_negatives")
+
+
+def shared_params(settings: Mapping) -> dict:
+    """The settings the shared-table trainer reads (see mp2v4rec.shared_skipgram)."""
+    params = {k: settings[k] for k in SHARED_KEYS if k != "typed_negatives"}
+    return params | {"typed": settings["typed_negatives"]}
+
+
+def train_settings(settings: Mapping) -> dict:
+    """The settings a skip-gram method's training reads: its trainer's keys, the score and the
+    initialisation."""
+    trainer = settings.get("trainer", "gensim")
+    keys = SHARED_KEYS if trainer == "shared" else SKIPGRAM_KEYS
+    extra = {k: settings[k] for k in ("score", "init") if k in settings}
+    return {k: settings[k] for k in keys} | extra | {"trainer": trainer}
 
 
 _SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -181,6 +207,15 @@ def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: st
         )
     if settings["sampling"] not in ("uniform", "weighted"):
         raise InputError(f"config key {key}: sampling must be uniform or weighted")
+    if settings["trainer"] not in ("gensim", "shared"):
+        raise InputError(f"config key {key}: trainer must be gensim or shared")
+    if settings["trainer"] == "shared" and (
+        settings["score"] == "context" or settings["init"] != "random"
+    ):
+        raise InputError(
+            f"config key {key}: the shared trainer has one table, so no context score (score: "
+            "cosine or dot) and no W2V initialisation (init: random)"
+        )
     if settings["init"] == "w2v":
         source = config["methods"].get(settings["init_method"], {})
         if source.get("kind") != "w2v":

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from mp2v4rec.baselines.userknn import userknn_scorer
+from mp2v4rec.config import shared_params
 from mp2v4rec.embed import (
     fit_skipgram_method,
     init_vectors,
@@ -84,26 +85,38 @@ def skipgram_job(
     init: PathLike | None = None,
 ) -> pl.DataFrame:
     """Rules train_mp2v and train_w2v: skip-gram on walks (users from their own tokens) or on
-    watch sequences (users = mean of their items), best validation epoch kept."""
+    watch sequences (users = mean of their items), best validation epoch kept; ``params``
+    (:func:`mp2v4rec.config.train_settings`) picks gensim or the shared-table trainer."""
     params = dict(params)
-    score = params.pop("score")
+    score, trainer = params.pop("score"), params.pop("trainer", "gensim")
     start = None
     if params.pop("init", "random") == "w2v":
         start = init_vectors(*load_embeddings(init)[:2])
         log.info("starting from W2V vectors: %d tokens", len(start))
-    users, items, saved_score, epochs = fit_skipgram_method(
-        corpus,
-        user_vectors_from="tokens" if kind == "mp2v" else "items",
+    data = dict(
         train=_read(train),
         valid=_read(valid) if validation["keep_best_epoch"] else None,
         n_users=count_rows(user_table),
         n_items=count_rows(item_table),
-        params=params,
-        score=score,
         validation_k=validation["k"],
         workers=threads,
-        init=start,
     )
+    if trainer == "shared":
+        from mp2v4rec.shared_skipgram import fit_shared_method
+
+        users, items, epochs = fit_shared_method(
+            corpus, **data, params=shared_params(params), score=score
+        )
+        saved_score = score
+    else:
+        users, items, saved_score, epochs = fit_skipgram_method(
+            corpus,
+            user_vectors_from="tokens" if kind == "mp2v" else "items",
+            **data,
+            params=params,
+            score=score,
+            init=start,
+        )
     log.info("users with a vector: %d/%d", int((users != 0).any(axis=1).sum()), len(users))
     log.info("items with a vector: %d/%d", int((items != 0).any(axis=1).sum()), len(items))
     save_embeddings(embeddings, users, items, saved_score)

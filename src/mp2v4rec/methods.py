@@ -22,15 +22,13 @@ from mp2v4rec.baselines.ials import train_ials
 from mp2v4rec.baselines.simple import popularity_embeddings, random_embeddings
 from mp2v4rec.baselines.ultragcn import UltraGCNConfig, train_ultragcn
 from mp2v4rec.baselines.userknn import userknn_scorer
+from mp2v4rec.config import SKIPGRAM_KEYS, shared_params
 from mp2v4rec.datasets.common import Prepared
 from mp2v4rec.embed import fit_skipgram_method, write_sequences
 from mp2v4rec.graph import build_graph
 from mp2v4rec.io import InputError
 from mp2v4rec.recommend import Scorer, embedding_scorer
 from mp2v4rec.walks import write_walks
-
-SKIPGRAM_KEYS = ("dim", "window", "negative", "epochs", "alpha", "min_alpha", "sample")
-SKIPGRAM_KEYS += ("ns_exponent", "seed")
 
 
 @dataclass
@@ -131,6 +129,7 @@ def _fit_corpus(corpus, data: Prepared, valid, s: dict, validation_k: int, threa
             n_users=n_users,
             n_items=n_items,
             params=shared_params(s),
+            score=s["score"],
             validation_k=validation_k,
             workers=threads,
         )
@@ -148,12 +147,3 @@ def _fit_corpus(corpus, data: Prepared, valid, s: dict, validation_k: int, threa
         workers=threads,
     )
     return _embedded(users, items, score, curve)
-
-
-SHARED_KEYS = ("dim", "window", "negative", "epochs", "seed", "ns_exponent", "optimizer")
-SHARED_KEYS += ("alpha", "min_alpha", "init_std")
-
-
-def shared_params(settings: Mapping) -> dict:
-    """The settings the shared-table trainer reads (see mp2v4rec.shared_skipgram)."""
-    return {k: settings[k] for k in SHARED_KEYS} | {"typed": settings["typed_negatives"]}

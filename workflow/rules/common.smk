@@ -3,6 +3,7 @@ import glob
 import re
 
 from mp2v4rec.config import (
+    train_settings,
     grid_variants,
     method_settings,
     validate_config,
@@ -21,19 +22,6 @@ except InputError as err:
 DATASETS = config["datasets"]
 METHODS = config["methods"]
 R = "results/{dataset}"
-TRAIN_KEYS = [
-    "dim",
-    "window",
-    "negative",
-    "epochs",
-    "alpha",
-    "min_alpha",
-    "sample",
-    "ns_exponent",
-    "score",
-    "seed",
-    "init",
-]
 ABLATION = config["ablation"]
 SEARCH = config["search"]
 SERVE_METHODS = serve_methods(config)
@@ -115,8 +103,8 @@ def settings(wildcards):
 
 
 def train_params(wildcards):
-    s = settings(wildcards)
-    return plain({k: s[k] for k in TRAIN_KEYS if k in s})
+    """The settings a skip-gram run's training reads (only its trainer's keys)."""
+    return plain(train_settings(settings(wildcards)))
 
 
 def mp2v_inputs(wildcards):
