@@ -47,16 +47,20 @@ rows (a row twice in a pair takes two steps). Bias correction uses the row's own
 thousand pairs and a rare row's first steps would be ~3x too large). For both optimisers the
 learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs (per walk, by its
 rank in the epoch's order); ``min_alpha == alpha`` keeps it constant, as in the PyG examples
-(Adam, lr 0.01).
+(Adam, lr 0.01). PyG takes one Adam step per minibatch (gradients summed over the batch), this
+kernel one per pair, so a row takes far more (and noisier) steps per epoch: on the planted test
+world a constant lr 0.01 recovers the communities less well than 0.01 decaying to 1e-4.
 
-Initialisation: rows of nodes in the corpus are ``normal(0, init_std)`` (PyG's ``Embedding``
-uses ``normal(0, 1)``, which saturates the sigmoid at the start when ``dim`` is large; a std
-around ``1 / sqrt(dim)`` keeps the first scores near 0); other rows are zero.
+Initialisation: rows of nodes in the corpus are ``normal(0, init_std)``, other rows zero. The
+first scores then have std ``sqrt(dim) * init_std**2`` (0.07 for dim 50 and init_std 0.1);
+PyG's ``Embedding`` uses ``normal(0, 1)``, i.e. scores of std ``sqrt(dim)`` (7 for dim 50) and a
+saturated sigmoid at the start. Zero rows would be a saddle point (no gradient) with one table.
 
-Randomness: the initial table from ``numpy.random.default_rng(seed)``; each epoch's walk order
-from ``default_rng([seed, epoch])``; each walk's negatives from a splitmix64 counter seeded by
-``(seed, epoch, walk index)``. The draws do not depend on how walks are split among threads, and
-one thread reproduces a run bit for bit; more threads race on shared rows (as gensim's workers).
+Randomness (``seed`` taken modulo 2**64): the initial table from ``default_rng(seed)``; each
+epoch's walk order from ``default_rng([seed, epoch])``; each walk's negatives from a splitmix64
+counter seeded by ``(seed, epoch, walk index)``. The draws do not depend on how walks are split
+among threads, and one thread reproduces a run bit for bit; more threads race on shared rows (as
+gensim's workers). Threads take chunks of ``CHUNK`` walks one at a time (dynamic scheduling).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import polars as pl
 from numba import njit, prange
@@ -738,31 +743,37 @@ def train_shared(
     for epoch in range(epochs):
         t0 = time.perf_counter()
         order = np.random.default_rng([seed64, epoch]).permutation(n_walks)
+        # chunks handed out one at a time (dynamic scheduling): a thread that loses its core
+        # to another job does not hold up the epoch, as with numba's default static split
         with _Threads(threads):
-            _epoch_kernel(
-                emb,
-                state.mom1,
-                state.mom2,
-                state.powers,
-                corpus.tokens,
-                corpus.offsets,
-                order.astype(np.int64),
-                np.int64(n_users),
-                np.int64(window),
-                np.int64(negative),
-                bool(typed),
-                sampler.table,
-                sampler.pool_start,
-                sampler.pool_size,
-                np.uint64(seed64),
-                np.int64(epoch),
-                np.int64(epochs),
-                float(alpha),
-                float(min_alpha),
-                adam,
-                chunk_loss,
-                chunk_pairs,
-            )
+            previous = numba.set_parallel_chunksize(1)
+            try:
+                _epoch_kernel(
+                    emb,
+                    state.mom1,
+                    state.mom2,
+                    state.powers,
+                    corpus.tokens,
+                    corpus.offsets,
+                    order.astype(np.int64),
+                    np.int64(n_users),
+                    np.int64(window),
+                    np.int64(negative),
+                    bool(typed),
+                    sampler.table,
+                    sampler.pool_start,
+                    sampler.pool_size,
+                    np.uint64(seed64),
+                    np.int64(epoch),
+                    np.int64(epochs),
+                    float(alpha),
+                    float(min_alpha),
+                    adam,
+                    chunk_loss,
+                    chunk_pairs,
+                )
+            finally:
+                numba.set_parallel_chunksize(previous)
         seconds = time.perf_counter() - t0
         pairs = int(chunk_pairs.sum())
         row = {
