@@ -234,7 +234,8 @@ def test_planted_communities_are_recovered(world, kw):
     assert curve[-1]["loss"] < curve[0]["loss"]
 
 
-def test_best_epoch_is_kept(world):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_best_epoch_is_kept(world, optimizer):
     corpus = world[-1]
     snapshots, scores = [], iter([0.1, 0.5, 0.2, 0.5])
 
@@ -243,7 +244,7 @@ def test_best_epoch_is_kept(world):
         snapshots.append(np.concatenate([users, items]))
         return next(scores)
 
-    table, curve = train_shared(corpus, **params(epochs=4), on_epoch=on_epoch)
+    table, curve = train_shared(corpus, **params(epochs=4, optimizer=optimizer), on_epoch=on_epoch)
     assert [r["valid_recall"] for r in curve] == [0.1, 0.5, 0.2, 0.5]
     assert [r["epoch"] for r in curve] == [1, 2, 3, 4]
     np.testing.assert_array_equal(table, snapshots[1])  # ties: the earliest
