@@ -106,6 +106,8 @@ _GRID = np.linspace(-MAX_SCORE, MAX_SCORE, _BINS + 1)
 _CURVES = np.column_stack([1.0 / (1.0 + np.exp(-_GRID)), np.logaddexp(0.0, _GRID)]).astype(
     np.float32
 )
+
+log = logging.getLogger(__name__)
 _SALT = np.uint64(0x6D703276_73686172)  # separates the trainer's stream from the walks'
 _WS_MAX = 13  # bytes 9..13 (\t \n \v \f \r) and 32 are whitespace, as str.split()
 
@@ -663,7 +665,6 @@ def train_shared(
     min_alpha: float,
     init_std: float,
     threads: int = 1,
-    log: logging.Logger | None = None,
     on_epoch: Callable[[np.ndarray, np.ndarray], float] | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Train the single-table skip-gram on ``corpus`` (see the module docstring).
@@ -713,29 +714,28 @@ def train_shared(
     n_chunks = (n_walks + CHUNK - 1) // CHUNK
     chunk_loss = np.zeros(n_chunks, dtype=np.float64)
     chunk_pairs = np.zeros(n_chunks, dtype=np.int64)
-    if log:
-        log.info(
-            "shared skip-gram: %d walks, %d tokens, %d/%d users and %d/%d items in the corpus, "
-            "%d pairs per epoch; dim %d, window %d, negative %d (%s, ns_exponent %g), %s "
-            "lr %g -> %g, %d epochs, %d threads",
-            n_walks,
-            corpus.tokens.size,
-            int(present[:n_users].sum()),
-            n_users,
-            int(present[n_users:].sum()),
-            corpus.n_items,
-            corpus.pairs_per_epoch(window),
-            dim,
-            window,
-            negative,
-            "typed" if typed else "untyped",
-            ns_exponent,
-            optimizer,
-            alpha,
-            min_alpha,
-            epochs,
-            threads,
-        )
+    log.info(
+        "shared skip-gram: %d walks, %d tokens, %d/%d users and %d/%d items in the corpus, "
+        "%d pairs per epoch; dim %d, window %d, negative %d (%s, ns_exponent %g), %s "
+        "lr %g -> %g, %d epochs, %d threads",
+        n_walks,
+        corpus.tokens.size,
+        int(present[:n_users].sum()),
+        n_users,
+        int(present[n_users:].sum()),
+        corpus.n_items,
+        corpus.pairs_per_epoch(window),
+        dim,
+        window,
+        negative,
+        "typed" if typed else "untyped",
+        ns_exponent,
+        optimizer,
+        alpha,
+        min_alpha,
+        epochs,
+        threads,
+    )
     curve: list[dict] = []
     best_score, best = -math.inf, None
     for epoch in range(epochs):
@@ -784,20 +784,19 @@ def train_shared(
             if score > best_score:
                 best_score, best = score, rows[:, :dim].copy()
         curve.append(row)
-        if log:
-            log.info(
-                "epoch %d/%d: loss %.4f, %.1f s (%.2fM pairs/s, %.2fM words/s)%s",
-                epoch + 1,
-                epochs,
-                row["loss"],
-                seconds,
-                pairs / seconds / 1e6,
-                corpus.tokens.size / seconds / 1e6,
-                f", valid {row['valid_recall']:.4f}" if on_epoch is not None else "",
-            )
+        log.info(
+            "epoch %d/%d: loss %.4f, %.1f s (%.2fM pairs/s, %.2fM words/s)%s",
+            epoch + 1,
+            epochs,
+            row["loss"],
+            seconds,
+            pairs / seconds / 1e6,
+            corpus.tokens.size / seconds / 1e6,
+            f", valid {row['valid_recall']:.4f}" if on_epoch is not None else "",
+        )
     if best is None:
         best = np.ascontiguousarray(rows[:, :dim])
-    elif log:
+    else:
         kept = max(curve, key=lambda r: (r["valid_recall"], -r["epoch"]))["epoch"]
         log.info("kept epoch %d (valid %.4f)", kept, best_score)
     return best, curve
@@ -811,17 +810,18 @@ def fit_shared_method(
     n_users: int,
     n_items: int,
     params: dict,
+    score: str = "dot",
     validation_k: int = 100,
     workers: int = 1,
-    log: logging.Logger | None = None,
 ):
-    """Train MP2V with the shared-table objective on a walk file (``params``: :data:`PARAM_KEYS`).
+    """Train MP2V with the shared-table objective on a walk file (``params``: :data:`PARAM_KEYS`;
+    ``score``: dot, the trained proximity, or cosine).
 
     Same contract as :func:`mp2v4rec.embed.fit_skipgram_method`: returns user vectors
     (float32 ``[n_users, dim]``), item vectors (float32 ``[n_items, dim]``; zero for nodes absent
     from the corpus) and the curve as a polars frame (epoch, seconds, valid_recall when
-    validating, loss). With ``valid`` given, Recall@``validation_k`` by dot product (the trained
-    proximity) is measured after every epoch and the best epoch is kept.
+    validating, loss). With ``valid`` given, Recall@``validation_k`` by ``score`` is measured
+    after every epoch and the best epoch is kept.
     """
     from mp2v4rec.validation import Validator
 
@@ -830,8 +830,8 @@ def fit_shared_method(
     on_epoch = None
     if valid is not None and valid.height:
         validator = Validator.from_train(train, valid, n_users, n_items, k=validation_k)
-        on_epoch = lambda users, items: validator(users, items, "dot")  # noqa: E731
-    table, curve = train_shared(corpus, **params, threads=workers, log=log, on_epoch=on_epoch)
+        on_epoch = lambda users, items: validator(users, items, score)  # noqa: E731
+    table, curve = train_shared(corpus, **params, threads=workers, on_epoch=on_epoch)
     columns = (
         ["epoch", "seconds", "valid_recall", "loss"] if on_epoch else ["epoch", "seconds", "loss"]
     )
