@@ -1,6 +1,6 @@
 """Every method on real behaviour, tuned on validation with one budget, reported on test.
 
-    .venv/bin/python benchmarks/realdata.py [--archive PATH] [--budget 24] [--seeds 0 1 2]
+    .venv/bin/python benchmarks/realdata.py [--archive PATH] [--budget 32] [--seeds 0 1 2]
 
 Data: the MovieLens archive in KuaiRec layout (``../shared/data/movielens-small-kuairec.zip``,
 read its README); the script exits cleanly (status 0, one line) when it is absent.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import yaml
 from mp2v4rec.config import validate_config
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.evaluation import score_split
+from mp2v4rec.io import InputError
 from mp2v4rec.methods import fit_method
 from mp2v4rec.stats import bootstrap_ci, paired_test
 
@@ -57,7 +57,7 @@ MP2V_SPACE = {
     "negative": [3, 5, 10, 20],
     "ns_exponent": [0.0, 0.5, 0.75, 1.0],
     "sample": {"gensim": [0.0, 1e-4, 1e-3], "shared": [0.0]},
-    "alpha": {"gensim": [0.025], "shared": [0.005, 0.01, 0.025]},
+    "alpha": {"gensim": [0.025], "shared": [0.01, 0.025, 0.05]},
     "score": {"gensim": ["cosine", "dot", "context"], "shared": ["dot", "cosine"]},
     "optimizer": {"gensim": [None], "shared": ["adam", "sgd"]},
     "typed_negatives": {"gensim": [None], "shared": [True, False]},
@@ -86,14 +86,15 @@ SPACES = {
         "lr": [0.001, 0.005, 0.01],
         "gamma": [0.0001, 0.001, 0.01],
         "lambda": [0.0001, 0.001, 0.01],
-        "negative_num": [1, 10, 50],
+        "negative_num": [1, 5, 20],
         "negative_weight": [1.0, 10.0, 50.0],
-        "batch_size": [1024],
+        "batch_size": [1024, 4096],
         "epochs": [100],
     },
     "userknn": {"k_neighbors": [10, 20, 50, 100, 200, 400, 670], "weighted": [False, True]},
 }
 REFERENCES = ("popularity", "random")
+PROTOCOLS = ("default", "study")
 
 
 def configurations(space: dict, budget: int, seed: int) -> list[dict]:
@@ -159,40 +160,42 @@ def search(data, config, users, budget: int, threads: int) -> pl.DataFrame:
     rows = []
     for method, space in SPACES.items():
         trials = [{}] + [
-            c
-            for c in configurations(space, budget - 1, seed=0)
-            if c  # {} = config.yaml's
-        ]
+            c for c in configurations(space, budget - 1, seed=0) if c
+        ]  # {}: config.yaml's
         for overrides in trials:
             settings = settings_for(config, method, overrides)
-            fitted, seconds = fit(data, config, method, settings, threads)
-            _, recall, _ = per_user(data, fitted, "valid", "default", users)
+            try:
+                fitted, seconds = fit(data, config, method, settings, threads)
+                recall = float(per_user(data, fitted, "valid", "default", users)[1].mean())
+            except InputError as err:  # e.g. a learning rate that diverges: a failed trial
+                recall, seconds = float("nan"), float("nan")
+                print(f"{method:10s} failed: {err}")
             rows.append(
                 {
                     "method": method,
                     "overrides": json.dumps(overrides, sort_keys=True),
-                    "valid_recall": float(recall.mean()),
+                    "valid_recall": recall,
                     "seconds": round(seconds, 2),
                 }
             )
-            print(f"{method:10s} valid R@{K} {recall.mean():.4f} {seconds:6.1f}s {overrides}")
-            sys.stdout.flush()
+            print(f"{method:10s} valid R@{K} {recall:.4f} {seconds:6.1f}s {overrides}", flush=True)
     return pl.DataFrame(rows)
 
 
 def report(data, config, users, winners: dict, seeds: list[int], threads: int) -> pl.DataFrame:
-    values = {}  # (method, protocol) -> (users, recall [seeds, users], ndcg)
+    values = {}  # (method, protocol) -> (users, recall [seeds, users], ndcg [seeds, users])
     for method, overrides in winners.items():
-        for protocol in ("default", "study"):
-            recalls, ndcgs = [], []
-            for seed in seeds:
-                settings = settings_for(config, method, overrides)
-                if "seed" in settings:  # popularity and UserKNN have no randomness
-                    settings["seed"] = seed
-                fitted, _ = fit(data, config, method, settings, threads)
+        runs = {protocol: ([], []) for protocol in PROTOCOLS}
+        for seed in seeds:
+            settings = settings_for(config, method, overrides)
+            if "seed" in settings:  # popularity and UserKNN have no randomness
+                settings["seed"] = seed
+            fitted, _ = fit(data, config, method, settings, threads)
+            for protocol, (recalls, ndcgs) in runs.items():
                 who, recall, ndcg = per_user(data, fitted, "test", protocol, users)
                 recalls.append(recall)
                 ndcgs.append(ndcg)
+        for protocol, (recalls, ndcgs) in runs.items():
             values[method, protocol] = (who, np.array(recalls), np.array(ndcgs))
     rows = []
     for (method, protocol), (who, recall, ndcg) in values.items():
@@ -211,7 +214,7 @@ def report(data, config, users, winners: dict, seeds: list[int], threads: int) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, default=ARCHIVE)
-    parser.add_argument("--budget", type=int, default=24)
+    parser.add_argument("--budget", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -228,7 +231,11 @@ def main() -> int:
     tried = search(data, config, users, args.budget, args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     tried.write_csv(OUT / "realdata_search.tsv", separator="\t")
-    best = tried.sort("valid_recall", descending=True).unique("method", keep="first")
+    best = (
+        tried.drop_nans("valid_recall")
+        .sort("valid_recall", descending=True)
+        .unique("method", keep="first")
+    )
     winners = {m: json.loads(o) for m, o in best.select("method", "overrides").iter_rows()}
     winners |= {ref: {} for ref in REFERENCES}
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200):
