@@ -43,7 +43,7 @@ def value(table, metric, k):
 
 # 1-D "embeddings": user 0 scores items 0..5 as 5, 4, 3, 2, 1, 0 (dot); user 1 the reverse sign
 U1 = np.array([[1.0], [-1.0]], dtype=np.float32)
-V1 = np.array([[5.0], [4.0], [3.0], [2.0], [1.0], [0.0]], dtype=np.float32)
+V1 = np.array([[5.0], [4.0], [3.0], [2.0], [1.0], [0.5]], dtype=np.float32)
 
 
 # ---- candidate sets -------------------------------------------------------------------------
@@ -57,11 +57,11 @@ def test_all_and_block_candidates_on_a_tiny_example():
     block = block_items(pairs([(0, 5), (1, 3)]), pairs([(0, 1), (0, 3)]))
     assert block.tolist() == [1, 3, 5]
     items, scores = recommend_top_k(U1, V1, users, k=3, score="dot", seen=seen, candidates=block)
-    assert items.tolist() == [[1, 3, 5]] and scores.tolist() == [[4, 2, 0]]
+    assert items.tolist() == [[1, 3, 5]] and scores.tolist() == [[4, 2, 0.5]]
     # fewer unseen candidates than k: padded; seen items inside the block are masked
     seen = seen_matrix(pairs([(0, 0), (0, 1)]), 2, 6)
     items, scores = recommend_top_k(U1, V1, users, k=4, score="dot", seen=seen, candidates=block)
-    assert items.tolist() == [[3, 5, -1, -1]] and scores.tolist() == [[2, 0, -np.inf, -np.inf]]
+    assert items.tolist() == [[3, 5, -1, -1]] and scores.tolist() == [[2, 0.5, -np.inf, -np.inf]]
 
 
 def test_block_never_recommends_outside_the_block_and_matches_brute_force():

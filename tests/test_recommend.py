@@ -26,7 +26,8 @@ from mp2v4rec.recommend import (
 
 
 def brute_force(U, V, users, k, score, seen=None):
-    """Full sort per user in float64: best score first, lower item first on ties."""
+    """Full sort per user in float64: best score first, lower item first on ties; items with a
+    zero vector (unknown to the model) are never listed."""
     U, V = U.astype(np.float64), V.astype(np.float64)
     if score == "cosine":
         U = U / np.where((n := np.linalg.norm(U, axis=1, keepdims=True)) == 0, 1, n)
@@ -35,7 +36,8 @@ def brute_force(U, V, users, k, score, seen=None):
     scores = np.full((len(users), k), -np.inf)
     for row, user in enumerate(users):
         s = V @ U[user]
-        candidates = [i for i in range(len(V)) if seen is None or not seen[user, i]]
+        known = V.any(axis=1)
+        candidates = [i for i in range(len(V)) if known[i] and (seen is None or not seen[user, i])]
         ranked = sorted(candidates, key=lambda i: (-s[i], i))[:k]
         items[row, : len(ranked)] = ranked
         scores[row, : len(ranked)] = s[ranked]
@@ -103,18 +105,21 @@ def test_chunk_rows_are_capped_by_the_score_budget(gaussian, monkeypatch, caplog
     assert done == [*range(3, 40, 3), 40]
 
 
-def test_ties_are_broken_by_lower_item_and_zero_vectors_give_no_nan():
+def test_ties_are_broken_by_lower_item_and_zero_vectors_are_never_listed():
     U = np.array([[0, 0], [1, 0]], dtype=np.float32)
     V = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float32)
     items, scores = recommend_top_k(U, V, np.array([0, 1]), k=4, score="cosine")
     assert not np.isnan(scores).any()
-    assert items[0].tolist() == [0, 1, 2, 3]  # zero user: every score 0, lowest items first
+    assert items[0].tolist() == [1, 2, 3, 4]  # zero user: every score 0, lowest items first
     np.testing.assert_array_equal(scores[0], 0.0)
-    assert items[1].tolist() == [1, 2, 4, 0]  # cosine 1, 1, 1, then 0 (items 0, 3, 5)
+    assert items[1].tolist() == [1, 2, 4, 3]  # cosine 1, 1, 1, then 0; items 0, 5 are unknown
     np.testing.assert_allclose(scores[1], [1, 1, 1, 0])
     items, scores = recommend_top_k(U, V, np.array([1]), k=3, score="dot")
     assert items[0].tolist() == [2, 1, 4]
     np.testing.assert_array_equal(scores[0], [2, 1, 1])
+    # a model that knows fewer items than k gives short lists
+    items, _ = recommend_top_k(U, V, np.array([1]), k=6, score="dot")
+    assert items[0].tolist() == [2, 1, 4, 3, -1, -1]
 
 
 def test_many_ties_in_long_lists_follow_item_order():
@@ -254,7 +259,7 @@ def test_masked_items_never_appear(problem):
     assert not np.isnan(scores).any()
     for row, user in enumerate(users):
         listed = items[row][items[row] >= 0]
-        n_unseen = int((~seen[user]).sum())
+        n_unseen = int((~seen[user] & V.any(axis=1)).sum())  # zero vectors: unknown items
         assert len(listed) == min(k, n_unseen)
         assert (items[row, len(listed) :] == -1).all()
         assert np.isneginf(scores[row, len(listed) :]).all()

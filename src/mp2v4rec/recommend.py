@@ -172,7 +172,12 @@ def embedding_scorer(
     candidates: np.ndarray | None = None,
 ) -> Scorer:
     """A :data:`Scorer` of ``user . item`` (cosine: of the L2-normalised vectors) plus
-    ``item_bias``, over ``candidates`` (sorted item indices; all items when None)."""
+    ``item_bias``, over ``candidates`` (sorted item indices; all items when None).
+
+    An item whose vector is all zeros is one the model never saw (absent from its training
+    data): it scores -inf, so it is never recommended, as an item outside a word2vec vocabulary
+    cannot be (a zero vector would otherwise score 0 and outrank every item the model scores
+    below 0, as dot products of negative-sampling models mostly are)."""
     if score not in SCORES:
         raise InputError(f"unknown score {score!r}; choose one of {list(SCORES)}")
     U = _as_vectors(user_vectors, "user_vectors")
@@ -186,6 +191,7 @@ def embedding_scorer(
     if candidates is not None:
         V = V[candidates]
         bias = None if bias is None else bias[candidates]
+    unknown = np.flatnonzero(~V.any(axis=1))
     if score == "cosine":
         V = _normalise(V)
     VT = np.ascontiguousarray(V.T)
@@ -195,6 +201,7 @@ def embedding_scorer(
         S = (_normalise(Uc) if score == "cosine" else Uc) @ VT  # float32 [users, columns]
         if bias is not None:
             S += bias
+        S[:, unknown] = -np.inf
         return S
 
     return scores
