@@ -74,6 +74,7 @@ def test_pipeline_writes_every_output(demo_run):
         "w2v",
         "mp2v",
         "rmp2v",
+        "mp2vshared",
         "ultragcn",
         "ials",
         "userknn",
