@@ -271,13 +271,15 @@ if __name__ == "__main__":
 # Goal (shared words/s >= gensim's at the same dim/window/negative/threads) met with sgd, the
 # like-for-like optimiser, in every run (x1.7-x3.1 words/s while doing ~1.6x gensim's pairs).
 # Adam does the same pairs but updates 8 rows per pair with per-row moments (3x the row memory
-# traffic, a square root and a division per element): ~2.5x sgd's time per pair, so ~x0.9-1.2
-# gensim's words/s at the full window (x1.4-1.9 per pair).
+# traffic, a square root and a division per element): ~2.5x sgd's time per pair, so x1.17 (1
+# thread) and x0.88 (2 threads) gensim's words/s at the full window in the run above, x1.4-1.9
+# per pair; across the four runs made (all loaded) adam's words/s ratio ranged x0.5-x1.7.
 #
 # Optimisation history (single thread, M pairs/s on this corpus, sgd / adam; noisy machine):
 #   first kernel (exp + log1p per score, numba's default error model): ~1.5 / ~0.6
 #   sigmoid and softplus from an interpolated table:                   ~4.4 / ~1.6
-#   error_model="numpy" (no zero-division checks, so Adam's loop vectorises): no clear change
+#   error_model="numpy" (no zero-division checks, so Adam's loop vectorises; 5x faster Adam
+#     row update in isolation): no change measurable end to end
 #   dynamic scheduling of walk chunks: protects 2-thread runs from a descheduled thread
 #   vector, moments and beta powers in one contiguous row:            ~4.3 / ~2.0 (+25% adam)
 #   tried and dropped (no gain measurable here): rows padded to a multiple of 4/8/16 floats,
