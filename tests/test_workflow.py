@@ -217,8 +217,8 @@ SERVED = {"serve": 1, "evaluate_seeded": 1, "plot_seeded": 1}  # the default mp2
         (  # evaluated K: evaluation and what summarises it only
             lambda c: c["evaluate"].update(ks=[1, 5, 10, 20, 40, 50]),
             {
-                "evaluate": 12,
-                "evaluate_protocols": 7,
+                "evaluate": 13,  # 9 methods + 4 ablation cells
+                "evaluate_protocols": 8,
                 "evaluate_seeded": 4,  # mp2v, rmp2v, w2v and the popularity reference
                 "plot_seeded": 1,
                 **SUMMARIES,
