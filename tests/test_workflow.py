@@ -279,14 +279,12 @@ def test_serve_stage_runs_in_the_dag(demo_run):
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert len(__import__("json").loads(proc.stdout)["results"]) == 20
+    assert len(json.loads(proc.stdout)["results"]) == 20
 
 
 def test_search_selects_on_validation_and_reports_test(demo_run):
     snakemake(demo_run, "search", "--cores", "2", "--configfile", str(ROOT / "configs/test.yaml"))
     base = demo_run / "results/tiny"
-    import json
-
     cells = pl.read_csv(base / "tables/search.tsv", separator="\t")
     assert cells.height == 4 and cells["value"].is_sorted(descending=True)
     best = json.loads((base / "search/best.json").read_text())
