@@ -520,6 +520,12 @@ CASES = [
         "give at least 1 value(s), or remove the key",
     ),
     case(
+        "config-shared-trainer-context-score",
+        config(cfg_set("methods.mp2v", {"kind": "mp2v", "trainer": "shared", "score": "context"})),
+        ["config key methods.mp2v", "the shared trainer has one table"],
+        "score: cosine or dot",
+    ),
+    case(
         "config-negative-positive-threshold",
         config(cfg_set("datasets.d.preprocess.positive_threshold", -1)),
         ["config key datasets.d.preprocess.positive_threshold", "-1"],
