@@ -1,17 +1,20 @@
 """Every method on real behaviour, tuned on validation with one budget, reported on test.
 
-    .venv/bin/python benchmarks/realdata.py [--archive PATH] [--budget 32] [--seeds 0 1 2]
+    .venv/bin/python benchmarks/realdata.py [--archive PATH] [--budget 32] [--refine 32]
+        [--seeds 0 1 2] [--resume]  # --resume: round 1 from benchmarks/results/realdata_search.tsv
 
 Data: the MovieLens archive in KuaiRec layout (``../shared/data/movielens-small-kuairec.zip``,
 read its README); the script exits cleanly (status 0, one line) when it is absent.
 
-Search: every tuned method (MP2V, R-MP2V, W2V, iALS, UltraGCN, UserKNN) gets the same budget:
-its configuration from ``config.yaml`` (the study's) plus ``budget - 1`` configurations drawn
-at random (seeded) from its search space below, or all of them when the space is smaller. Each
-is fitted once (seed 0) and scored by validation Recall@50 under the workflow's default
-protocol (all unseen items as candidates, train items and test pairs masked, cold pairs
-excluded); trained methods keep their best validation epoch, as in the workflow. The test
-split is never read before selection.
+Search: every tuned method (MP2V, R-MP2V, W2V, iALS, UltraGCN, UserKNN) gets the same budget in
+two rounds. Round 1: its configuration from ``config.yaml`` (the study's) plus ``budget - 1``
+configurations drawn at random (seeded) from its search space below, or all of them when the
+space is smaller. Round 2 (``--refine``): that many configurations drawn among the neighbours of
+the round-1 winner (one or two settings changed, also along ``REFINE_EXTRA``'s axes). Each is
+fitted once (seed 0) and scored by validation Recall@50 under the workflow's default protocol
+(all unseen items as candidates, train items and test pairs masked, cold pairs excluded);
+trained methods keep their best validation epoch, as in the workflow. The test split is never
+read before selection.
 
 Report: the winner of each method is refitted with every ``--seeds`` seed (the seed of walks,
 initialisation and training order) and evaluated on test under two protocols: ``default``
@@ -93,6 +96,19 @@ SPACES = {
     },
     "userknn": {"k_neighbors": [10, 20, 50, 100, 200, 400, 670], "weighted": [False, True]},
 }
+# the refinement round may also move these (walk quantity and longer training for the walk
+# methods, whose keep-best-epoch makes more epochs safe)
+REFINE_EXTRA = {
+    "mp2v": {
+        "walks_per_node": [5, 10, 20, 40],
+        "walk_length": [10, 15, 30],
+        "epochs": [5, 10, 20, 40, 80],
+    },
+    "w2v": {"epochs": [10, 30, 75, 150]},
+    "ials": {"iterations": [15, 30, 60]},
+    "ultragcn": {"epochs": [100, 200]},
+}
+REFINE_EXTRA["rmp2v"] = REFINE_EXTRA["mp2v"]
 REFERENCES = ("popularity", "random")
 PROTOCOLS = ("default", "study")
 
@@ -156,30 +172,72 @@ def fit(data, config: dict, method: str, settings: dict, threads: int):
     return fitted, time.perf_counter() - started
 
 
+def trial(data, config, users, method: str, overrides: dict, threads: int) -> dict:
+    """Fit one configuration (seed 0) and score it on validation; a diverging one is failed."""
+    try:
+        settings = settings_for(config, method, overrides)
+        fitted, seconds = fit(data, config, method, settings, threads)
+        recall = float(per_user(data, fitted, "valid", "default", users)[1].mean())
+    except InputError as err:  # e.g. a learning rate that diverges: a failed trial
+        recall, seconds = float("nan"), float("nan")
+        print(f"{method:10s} failed: {err}")
+    print(f"{method:10s} valid R@{K} {recall:.4f} {seconds:6.1f}s {overrides}", flush=True)
+    return {
+        "method": method,
+        "overrides": json.dumps(overrides, sort_keys=True),
+        "valid_recall": recall,
+        "seconds": round(seconds, 2),
+    }
+
+
 def search(data, config, users, budget: int, threads: int) -> pl.DataFrame:
+    """Round 1: config.yaml's settings plus ``budget - 1`` random draws, for every method."""
     rows = []
     for method, space in SPACES.items():
-        trials = [{}] + [
-            c for c in configurations(space, budget - 1, seed=0) if c
-        ]  # {}: config.yaml's
-        for overrides in trials:
-            settings = settings_for(config, method, overrides)
-            try:
-                fitted, seconds = fit(data, config, method, settings, threads)
-                recall = float(per_user(data, fitted, "valid", "default", users)[1].mean())
-            except InputError as err:  # e.g. a learning rate that diverges: a failed trial
-                recall, seconds = float("nan"), float("nan")
-                print(f"{method:10s} failed: {err}")
-            rows.append(
-                {
-                    "method": method,
-                    "overrides": json.dumps(overrides, sort_keys=True),
-                    "valid_recall": recall,
-                    "seconds": round(seconds, 2),
-                }
-            )
-            print(f"{method:10s} valid R@{K} {recall:.4f} {seconds:6.1f}s {overrides}", flush=True)
-    return pl.DataFrame(rows)
+        draws = [c for c in configurations(space, budget - 1, seed=0) if c]
+        for overrides in [{}, *draws]:  # {}: config.yaml's settings
+            rows.append(trial(data, config, users, method, overrides, threads))
+    return pl.DataFrame(rows).with_columns(round=pl.lit(1))
+
+
+def neighbours(space: dict, extra: dict, best: dict) -> list[dict]:
+    """Every configuration one or two axes away from ``best`` (values from the space and the
+    refinement axes; the trainer stays, conditioned axes follow it)."""
+    trainer = best.get("trainer")
+    choices = {}
+    for axis, values in {**space, **extra}.items():
+        if isinstance(values, dict):
+            values = values[trainer]
+        if axis in extra and axis in space and not isinstance(space[axis], dict):
+            values = sorted(set(space[axis]) | set(extra[axis]))
+        choices[axis] = [v for v in values if v is not None]
+    axes = [a for a in choices if len(choices[a]) > 1 and a != "trainer"]
+    out = []
+    for n in (1, 2):
+        for moved in itertools.combinations(axes, n):
+            for values in itertools.product(*(choices[a] for a in moved)):
+                if all(best.get(a) != v for a, v in zip(moved, values, strict=True)):
+                    out.append({**best, **dict(zip(moved, values, strict=True))})
+    return out
+
+
+def refine(data, config, users, tried: pl.DataFrame, budget: int, threads: int) -> pl.DataFrame:
+    """Round 2: ``budget`` configurations drawn (seeded) among the neighbours of each method's
+    round-1 winner, for every method."""
+    rows = []
+    for method, space in SPACES.items():
+        done = tried.filter(pl.col("method") == method)
+        best = json.loads(done.drop_nans("valid_recall").sort("valid_recall")["overrides"][-1])
+        if not best:  # config.yaml's settings won: start from their values on the axes
+            settings = settings_for(config, method, {})
+            best = {a: settings[a] for a in space if a in settings}
+        seen = {json.dumps(o, sort_keys=True) for o in done["overrides"]}
+        pool = [o for o in neighbours(space, REFINE_EXTRA.get(method, {}), best)]
+        pool = [o for o in pool if json.dumps(o, sort_keys=True) not in seen]
+        pick = np.random.default_rng(1).permutation(len(pool))[:budget]
+        for i in sorted(pick):
+            rows.append(trial(data, config, users, method, pool[i], threads))
+    return pl.DataFrame(rows).with_columns(round=pl.lit(2))
 
 
 def report(data, config, users, winners: dict, seeds: list[int], threads: int) -> pl.DataFrame:
@@ -217,6 +275,8 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--refine", type=int, default=32, help="round-2 trials per method")
+    parser.add_argument("--resume", action="store_true", help="reuse round 1 from the tsv")
     args = parser.parse_args()
     if not args.archive.exists():
         print(f"skipped: {args.archive} is absent (see ../shared/data/README.md)")
@@ -228,9 +288,19 @@ def main() -> int:
         f"{data.users.height} users, {data.items.height} items, {data.train.height} train "
         f"positives, {users.size} evaluated users, {data.stats['eval_cold_pairs']} cold pairs"
     )
-    tried = search(data, config, users, args.budget, args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    tried.write_csv(OUT / "realdata_search.tsv", separator="\t")
+    path = OUT / "realdata_search.tsv"
+    if args.resume and path.exists():
+        tried = pl.read_csv(path, separator="\t")
+        if "round" not in tried.columns:  # written before there was a second round
+            tried = tried.with_columns(round=pl.lit(1))
+        tried = tried.filter(pl.col("round") == 1)
+    else:
+        tried = search(data, config, users, args.budget, args.threads)
+        tried.write_csv(path, separator="\t")
+    if args.refine:
+        tried = pl.concat([tried, refine(data, config, users, tried, args.refine, args.threads)])
+        tried.write_csv(path, separator="\t")
     best = (
         tried.drop_nans("valid_recall")
         .sort("valid_recall", descending=True)
