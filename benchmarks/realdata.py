@@ -151,11 +151,8 @@ def per_user(data, fitted, split: str, protocol: str, users: np.ndarray) -> tupl
     """(users, recall@K, ndcg@K) per evaluated user with a positive of ``split``."""
     who, values = score_split(
         fitted.scorer,
+        data,
         users,
-        data.train,
-        {"valid": data.valid, "test": data.test},
-        data.users.height,
-        data.items.height,
         split=split,
         ks=[K],
         cold="exclude" if protocol == "default" else "include",

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
+from mp2v4rec.datasets.common import Prepared
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import METRICS, per_user_metrics
 from mp2v4rec.recommend import (
@@ -111,25 +112,27 @@ def split_lists(recs: pl.DataFrame, split: str) -> pl.DataFrame:
 
 def score_split(
     scorer: Scorer,
+    data: Prepared,
     users: np.ndarray,
-    train: pl.DataFrame,
-    held_out: dict[str, pl.DataFrame],
-    n_users: int,
-    n_items: int,
     *,
     split: str,
     ks: list[int],
     cold: str = "exclude",
     mask_other: bool = True,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per-user accuracy of one split in memory, as the recommend and evaluate rules compute it:
-    ``(users, {metric: [n_users, len(ks)]})`` over the headline users of ``split``.
+    """Per-user accuracy of one split of a prepared dataset in memory, as the recommend and
+    evaluate rules compute it: ``(users, {metric: [n_users, len(ks)]})`` over the headline
+    users of ``split`` among ``users``.
 
     ``mask_other=False`` with ``cold="include"`` is the study's protocol (train items masked
     only, cold pairs counted)."""
+    held_out = {"valid": data.valid, "test": data.test}
     masks = held_out if mask_other else {split: held_out[split]}
-    lists = split_recs(scorer, users, train, masks, n_users, n_items, splits=[split], k=max(ks))
-    truths, _ = headline_truths(for_users(held_out, users), train, cold)
+    n_users, n_items = data.users.height, data.items.height
+    lists = split_recs(
+        scorer, users, data.train, masks, n_users, n_items, splits=[split], k=max(ks)
+    )
+    truths, _ = headline_truths(for_users(held_out, users), data.train, cold)
     return per_user_metrics(split_lists(lists, split), truths[split], ks)
 
 

@@ -96,16 +96,7 @@ def run_cell(
         workdir=workdir,
     )
     users = data.users.filter("evaluated")["user"].to_numpy()
-    _, values = score_split(
-        fitted.scorer,
-        users,
-        data.train,
-        {"valid": data.valid, "test": data.test},
-        data.users.height,
-        data.items.height,
-        split="test",
-        ks=list(ks),
-    )
+    _, values = score_split(fitted.scorer, data, users, split="test", ks=list(ks))
     return {
         f"{metric}@{k}": float(values[metric][:, j].mean())
         for metric in ("recall", "ndcg")
