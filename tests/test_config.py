@@ -71,8 +71,11 @@ def test_shipped_config_equals_schema_defaults_for_kuairec():
         (lambda c: c.update(ablation={"grid": {"dim": ["big"]}}), "config key ablation"),
         (lambda c: c.update(ablation={"grid": {"metapath": ["X"]}}), "metapath 'X' is not"),
         (lambda c: c.update(search={"method": "w2v", "grid": {"dim": [4]}}), "not an mp2v"),
-        (lambda c: c["methods"]["mp2v"].update(init="w2v", dim=8), "needs equal dims"),
-        (lambda c: c["methods"]["mp2v"].update(init="w2v", init_method="mp2v"), "init_method"),
+        (lambda c: c["methods"]["mp2v"].update(init="w2v", dim=8, trainer="gensim"), "equal dims"),
+        (
+            lambda c: c["methods"]["mp2v"].update(init="w2v", init_method="mp2v", trainer="gensim"),
+            "init_method",
+        ),
         (lambda c: c.update(metapaths={"X": ["user_item", "user_item"]}), "metapaths.X"),
         (lambda c: c.update(metapaths={"X": ["user_item", "friend"]}), "metapaths.X.1"),
         (lambda c: c.update(evaluate={"ks": [10, 200]}), "evaluate.ks"),

@@ -30,9 +30,10 @@ def test_kuairec_dag_builds(tmp_path):
     rules = planned_rules(tmp_path, "--cores", "16", "all")
     assert rules["download_kuairec"] == 1
     assert rules["walk_shard"] == 4  # two walk sets (uniform, weighted) x two shards
-    assert rules["train_mp2v"] == 2 and rules["train_w2v"] == 1 and rules["train_simple"] == 2
+    # mp2v, rmp2v (gensim) and mp2vshared, rmp2vshared (the shared trainer) share the walks
+    assert rules["train_mp2v"] == 4 and rules["train_w2v"] == 1 and rules["train_simple"] == 2
     assert rules["train_ultragcn"] == rules["train_ials"] == rules["recommend_userknn"] == 1
-    assert rules["recommend"] == 7 and rules["evaluate"] == rules["merge_recs"] == 8
+    assert rules["recommend"] == 9 and rules["evaluate"] == rules["merge_recs"] == 10
     assert "synthesize_kuairec" not in rules
 
 

@@ -75,6 +75,7 @@ def run_cell(
     relations = METAPATHS[metapath] if isinstance(metapath, str) else list(metapath)
     settings = {
         "kind": "mp2v",
+        "trainer": "gensim",  # the study's trainer, as config.yaml's mp2v
         "metapath": "cell",
         "sampling": sampling,
         "start": "users",

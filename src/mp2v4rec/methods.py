@@ -119,7 +119,7 @@ def _fit_corpus(corpus, data: Prepared, valid, s: dict, validation_k: int, threa
     n_users, n_items = data.users.height, data.items.height
     if s.get("init", "random") != "random":
         raise InputError("fit_method trains from random initial vectors only (init: random)")
-    if s["kind"] == "mp2v" and s.get("trainer", "gensim") == "shared":
+    if s["kind"] == "mp2v" and s["trainer"] == "shared":
         from mp2v4rec.shared_skipgram import fit_shared_method
 
         users, items, curve = fit_shared_method(
