@@ -110,6 +110,13 @@ def categories_of(run: Run, items: list[int]) -> dict[int, list[int]]:
     return {i: list(c or []) for i, c in rows.iter_rows()}
 
 
+def result_rows(run: Run, frame, cats: dict | None = None) -> list[dict]:
+    """Output rows (rank, raw_id, index, score, ..., categories) from a frame of ranked items;
+    ``cats``: their categories when already read."""
+    cats = cats if cats is not None else categories_of(run, frame["index"].to_list())
+    return [r | {"categories": cats.get(r["index"], [])} for r in frame.iter_rows(named=True)]
+
+
 def unknown_item(run: Run, raw_id: int) -> CliError:
     return CliError(
         f"item {raw_id} is not in the catalogue of {run.root} ({run.meta['n_items']:,} items; "
@@ -158,7 +165,7 @@ def cmd_similar(args) -> None:
     rows = (
         pl.scan_parquet(run.path("neighbours"))
         .filter((pl.col("item") == item) & (pl.col("rank") <= args.n))
-        .select("rank", "neighbour", "neighbour_raw_id", "score")
+        .select("rank", raw_id="neighbour_raw_id", index="neighbour", score="score")
         .collect()
         .sort("rank")
     )
@@ -167,17 +174,7 @@ def cmd_similar(args) -> None:
             f"item {raw} has no vector in {run.method} (it never occurred in training), so it "
             "has no similar items"
         )
-    cats = categories_of(run, rows["neighbour"].to_list())
-    results = [
-        {
-            "rank": r["rank"],
-            "raw_id": r["neighbour_raw_id"],
-            "index": r["neighbour"],
-            "score": r["score"],
-            "categories": cats.get(r["neighbour"], []),
-        }
-        for r in rows.iter_rows(named=True)
-    ]
+    results = result_rows(run, rows)
     score = run.meta["score"]
     header = (
         f"items similar to {raw} (categories {fmt_categories(found[raw]['categories'])}) "
@@ -203,7 +200,8 @@ def cmd_recommend(args) -> None:
     rows = (
         pl.scan_parquet(run.path("user_recs"))
         .filter((pl.col("user") == user) & (pl.col("rank") <= args.n))
-        .select("rank", "item", "item_raw_id", "score", "fallback")
+        .select("rank", "score", "fallback", raw_id="item_raw_id", index="item")
+        .select("rank", "raw_id", "index", "score", "fallback")
         .collect()
         .sort("rank")
     )
@@ -212,18 +210,7 @@ def cmd_recommend(args) -> None:
             f"user {raw} has no train history, so {run.method} has no list for them "
             f"({run.meta.get('users_served', 0):,} users have one)"
         )
-    cats = categories_of(run, rows["item"].to_list())
-    results = [
-        {
-            "rank": r["rank"],
-            "raw_id": r["item_raw_id"],
-            "index": r["item"],
-            "score": r["score"],
-            "fallback": r["fallback"],
-            "categories": cats.get(r["item"], []),
-        }
-        for r in rows.iter_rows(named=True)
-    ]
+    results = result_rows(run, rows)
     fallback = bool(rows["fallback"][0])
     score = "popularity" if fallback else run.meta["score"]
     note = " (popularity fallback: the user's vector is zero)" if fallback else ""
@@ -298,23 +285,18 @@ def cmd_playlist(args) -> None:
     )
     import polars as pl
 
-    raw_of = dict(
-        pl.scan_parquet(run.data("items"))
-        .filter(pl.col("item").is_in(idx[cand[order]].tolist()))
-        .select("item", "raw_id")
-        .collect()
-        .iter_rows()
-    )
-    results = [
+    chosen = cand[order]
+    ranked = pl.DataFrame(
         {
-            "rank": rank,
-            "raw_id": raw_of[int(idx[c])],
-            "index": int(idx[c]),
-            "score": float(relevance[c]),
-            "categories": cats.get(int(idx[c]), []),
+            "rank": np.arange(1, chosen.size + 1),
+            "index": idx[chosen],
+            "score": relevance[chosen].astype(np.float64),
         }
-        for rank, c in enumerate(cand[order], start=1)
-    ]
+    )
+    items = pl.scan_parquet(run.data("items")).select(index="item", raw_id="raw_id")
+    ranked = ranked.lazy().join(items, on="index", how="left", maintain_order="left")
+    ranked = ranked.select("rank", "raw_id", "index", "score").collect()
+    results = result_rows(run, ranked, cats)
     cap = "" if args.max_per_category is None else f", at most {args.max_per_category}/category"
     header = (
         f"playlist continuing {', '.join(map(str, raws))} by {run.method} ({score} to the "
