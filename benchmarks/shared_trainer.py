@@ -249,32 +249,33 @@ if __name__ == "__main__":
 # gensim 4.4.0. The machine was shared with other sessions' workflows and test suites (1-minute
 # load 2-10 during every run), so absolute figures vary +-40% between runs and the 2-thread rows
 # are the noisiest (with the cores free, the shared trainer runs an epoch ~1.8x faster on 2
-# threads than on 1). The run below had the lowest load.
+# threads than on 1). The run below (2026-11-30, nothing else running, load 1.1-1.5) is the
+# quietest so far.
 #
 # corpus 71760 walks, 1076400 tokens; dim=50 window=6 negative=6 epochs=3 ns_exponent=0.75
 # sample=0; shared: typed negatives, full window, init_std 0.1; best of 2 interleaved rounds
 # trainer optim window  threads  seconds  Mwords/s  Mpairs/s recall@100  load1
-# gensim  sgd   shrink        1    20.01     0.161      0.93     0.1567   2.04
-# gensim  sgd   full          1    30.53     0.106      0.97     0.1691   2.31
-# shared  sgd   full          1     6.98     0.462      4.25     0.1585   2.95
-# shared  adam  full          1    17.17     0.188      1.73     0.1624   3.03
-# gensim  sgd   shrink        2    19.22     0.168      0.97     0.1629   3.31
-# gensim  sgd   full          2    34.46     0.094      0.86     0.1705   3.50
-# shared  sgd   full          2    11.31     0.285      2.63     0.1588   4.52
-# shared  adam  full          2    21.88     0.148      1.36     0.1618   4.60
+# gensim  sgd   shrink        1    17.57     0.184      1.06     0.1567   1.36
+# gensim  sgd   full          1    27.45     0.118      1.08     0.1691   1.25
+# shared  sgd   full          1     6.71     0.481      4.43     0.1585   1.24
+# shared  adam  full          1    15.50     0.208      1.92     0.1624   1.14
+# gensim  sgd   shrink        2     9.65     0.335      1.93     0.1624   1.11
+# gensim  sgd   full          2    20.61     0.157      1.44     0.1701   1.25
+# shared  sgd   full          2     3.80     0.850      7.82     0.1586   1.50
+# shared  adam  full          2     7.61     0.424      3.91     0.1603   1.46
 # ratios, shared / gensim default (shrunk window) and / gensim full window:
-#   1 thread(s), shared sgd: words/s x2.86 and x4.37; pairs/s x4.58 and x4.37
-#   1 thread(s), shared adam: words/s x1.17 and x1.78; pairs/s x1.86 and x1.78
-#   2 thread(s), shared sgd: words/s x1.70 and x3.05; pairs/s x2.72 and x3.05
-#   2 thread(s), shared adam: words/s x0.88 and x1.57; pairs/s x1.40 and x1.57
+#   1 thread(s), shared sgd: words/s x2.62 and x4.09; pairs/s x4.18 and x4.09
+#   1 thread(s), shared adam: words/s x1.13 and x1.77; pairs/s x1.81 and x1.77
+#   2 thread(s), shared sgd: words/s x2.54 and x5.42; pairs/s x4.06 and x5.42
+#   2 thread(s), shared adam: words/s x1.27 and x2.71; pairs/s x2.03 and x2.71
 #
-# Goal (shared words/s >= gensim's at the same dim/window/negative/threads) met with sgd, the
-# like-for-like optimiser, in every run (x1.7-x3.1 words/s while doing ~1.6x gensim's pairs).
-# Adam does the same pairs but updates 8 rows per pair with per-row moments (3x the row memory
-# traffic, a square root and a division per element): ~2.5x sgd's time per pair, so x1.17 (1
-# thread) and x0.88 (2 threads) gensim's words/s at the full window in the run above, x1.4-1.9
-# per pair; across the four runs made (all loaded) adam's words/s ratio ranged x0.5-x1.7.
-#
+# Goal (shared words/s >= gensim's at the same dim/window/negative/threads) met by both
+# optimisers at 1 and 2 threads in this run: sgd x2.5-x2.6 words/s while doing ~1.6x gensim's
+# pairs, adam x1.13-x1.27. Adam does the same pairs but updates 8 rows per pair with per-row
+# moments (3x the row memory traffic, a square root and a division per element): ~2.2x sgd's
+# time per pair. Under load from other jobs (load 2-5, the earlier runs) adam's 2-thread
+# ratio fell to x0.88 (range x0.5-x1.7 over four loaded runs): it has the least margin.
+
 # Optimisation history (single thread, M pairs/s on this corpus, sgd / adam; noisy machine):
 #   first kernel (exp + log1p per score, numba's default error model): ~1.5 / ~0.6
 #   sigmoid and softplus from an interpolated table:                   ~4.4 / ~1.6
