@@ -1,7 +1,7 @@
 """Every method on real behaviour, tuned on validation with one budget, reported on test.
 
     .venv/bin/python benchmarks/realdata.py [--archive PATH] [--budget 32] [--refine 32]
-        [--seeds 0 1 2] [--resume]  # --resume: round 1 from benchmarks/results/realdata_search.tsv
+        [--seeds 0 1 2] [--only METHOD ...]  # --only: search these again, keep the others' trials
 
 Data: the MovieLens archive in KuaiRec layout (``../shared/data/movielens-small-kuairec.zip``,
 read its README); the script exits cleanly (status 0, one line) when it is absent.
@@ -10,13 +10,16 @@ Search: every tuned method (MP2V, R-MP2V, W2V, iALS, UltraGCN, UserKNN) gets the
 two rounds. Round 1: its configuration from ``config.yaml`` (the study's) plus ``budget - 1``
 configurations drawn at random (seeded) from its search space below, or all of them when the
 space is smaller. Round 2 (``--refine``): that many configurations drawn among the neighbours of
-the round-1 winner (one or two settings changed, also along ``REFINE_EXTRA``'s axes). Each is
+the round-1 winner (one or two settings changed, also along ``REFINE_EXTRA``'s axes). MP2V and
+R-MP2V have two trainers: each trainer is an arm with half of each round's budget and its own
+round-2 neighbourhood, so the trainers are compared on equal terms. Each is
 fitted once (seed 0) and scored by validation Recall@50 under the workflow's default protocol
 (all unseen items as candidates, train items and test pairs masked, cold pairs excluded);
 trained methods keep their best validation epoch, as in the workflow. The test split is never
 read before selection.
 
-Report: the winner of each method is refitted with every ``--seeds`` seed (the seed of walks,
+Report: the winner of each method (and, as ``method.trainer``, the best of its other trainer) is
+refitted with every ``--seeds`` seed (the seed of walks,
 initialisation and training order) and evaluated on test under two protocols: ``default``
 (as above) and ``study`` (train items masked only, cold pairs included: the study's). Per method
 and protocol: Recall@50 and NDCG@50 as the mean over seeds of the mean over users, a 95 %
@@ -187,13 +190,33 @@ def trial(data, config, users, method: str, overrides: dict, threads: int) -> di
     }
 
 
-def search(data, config, users, budget: int, threads: int) -> pl.DataFrame:
-    """Round 1: config.yaml's settings plus ``budget - 1`` random draws, for every method."""
+def arms(space: dict) -> dict[str | None, dict]:
+    """The space split by trainer (each trainer an arm with its own share of the budget, so the
+    trainers are compared on equal terms), or one arm when there is no trainer axis."""
+    if "trainer" not in space:
+        return {None: space}
+    return {t: {**space, "trainer": [t]} for t in space["trainer"]}
+
+
+def arm_of(config: dict, method: str, overrides: dict) -> str | None:
+    """The trainer a trial ran with (config.yaml's when the overrides do not set one)."""
+    if "trainer" not in SPACES[method]:
+        return None
+    return overrides.get("trainer") or settings_for(config, method, {})["trainer"]
+
+
+def search(data, config, users, budget: int, threads: int, methods) -> pl.DataFrame:
+    """Round 1 for every method in ``methods``: config.yaml's settings plus random draws, ``budget``
+    trials in all, shared equally among the arms (config.yaml's settings count for theirs)."""
     rows = []
-    for method, space in SPACES.items():
-        draws = [c for c in configurations(space, budget - 1, seed=0) if c]
-        for overrides in [{}, *draws]:  # {}: config.yaml's settings
-            rows.append(trial(data, config, users, method, overrides, threads))
+    for method in methods:
+        split = arms(SPACES[method])
+        home = arm_of(config, method, {})
+        for arm, space in split.items():
+            share = budget // len(split) - (arm == home)
+            draws = [c for c in configurations(space, share, seed=0) if c]
+            for overrides in [{}] * (arm == home) + draws:  # {}: config.yaml's settings
+                rows.append(trial(data, config, users, method, overrides, threads))
     return pl.DataFrame(rows).with_columns(round=pl.lit(1))
 
 
@@ -218,28 +241,59 @@ def neighbours(space: dict, extra: dict, best: dict) -> list[dict]:
     return out
 
 
-def refine(data, config, users, tried: pl.DataFrame, budget: int, threads: int) -> pl.DataFrame:
-    """Round 2: ``budget`` configurations drawn (seeded) among the neighbours of each method's
-    round-1 winner, for every method."""
+def arm_best(config, method: str, tried: pl.DataFrame) -> dict[str | None, dict]:
+    """Per arm, the overrides of its trial with the highest validation recall."""
+    best = {}
+    ranked = tried.filter(pl.col("method") == method).drop_nans("valid_recall")
+    for overrides in ranked.sort("valid_recall", descending=True)["overrides"]:
+        overrides = json.loads(overrides)
+        best.setdefault(arm_of(config, method, overrides), overrides)
+    return best
+
+
+def refine(data, config, users, tried: pl.DataFrame, budget: int, threads: int, methods):
+    """Round 2: ``budget`` configurations per method, shared equally among its arms, drawn
+    (seeded) among the neighbours of each arm's round-1 winner."""
     rows = []
-    for method, space in SPACES.items():
+    for method in methods:
+        space = SPACES[method]
         done = tried.filter(pl.col("method") == method)
-        best = json.loads(done.drop_nans("valid_recall").sort("valid_recall")["overrides"][-1])
-        if not best:  # config.yaml's settings won: start from their values on the axes
-            settings = settings_for(config, method, {})
-            best = {a: settings[a] for a in space if a in settings}
         seen = {json.dumps(o, sort_keys=True) for o in done["overrides"]}
-        pool = [o for o in neighbours(space, REFINE_EXTRA.get(method, {}), best)]
-        pool = [o for o in pool if json.dumps(o, sort_keys=True) not in seen]
-        pick = np.random.default_rng(1).permutation(len(pool))[:budget]
-        for i in sorted(pick):
-            rows.append(trial(data, config, users, method, pool[i], threads))
+        winners = arm_best(config, method, done)
+        for best in winners.values():
+            if not best:  # config.yaml's settings won: start from their values on the axes
+                settings = settings_for(config, method, {})
+                best = {a: settings[a] for a in space if a in settings}
+            pool = [o for o in neighbours(space, REFINE_EXTRA.get(method, {}), best)]
+            pool = [o for o in pool if json.dumps(o, sort_keys=True) not in seen]
+            pick = np.random.default_rng(1).permutation(len(pool))[: budget // len(winners)]
+            for i in sorted(pick):
+                rows.append(trial(data, config, users, method, pool[i], threads))
     return pl.DataFrame(rows).with_columns(round=pl.lit(2))
 
 
+def selected(config, tried: pl.DataFrame) -> dict[str, tuple[str, dict]]:
+    """Label -> (method, overrides): each method's validation winner under its own name, and
+    the best of each of its other arms as ``method.arm`` (the trainer comparison)."""
+    winners = {}
+    for method in tried["method"].unique(maintain_order=True):
+        best = arm_best(config, method, tried)
+        top = max(best, key=lambda a: trial_recall(tried, method, best[a]))
+        winners[method] = (method, best[top])
+        winners |= {f"{method}.{arm}": (method, o) for arm, o in best.items() if arm != top}
+    return winners | {ref: (ref, {}) for ref in REFERENCES}
+
+
+def trial_recall(tried: pl.DataFrame, method: str, overrides: dict) -> float:
+    key = json.dumps(overrides, sort_keys=True)
+    rows = tried.filter((pl.col("method") == method) & (pl.col("overrides") == key))
+    return float(rows["valid_recall"].max())
+
+
 def report(data, config, users, winners: dict, seeds: list[int], threads: int) -> pl.DataFrame:
-    values = {}  # (method, protocol) -> (users, recall [seeds, users], ndcg [seeds, users])
-    for method, overrides in winners.items():
+    """Every selected configuration refitted with each seed and scored on test."""
+    values = {}  # (label, protocol) -> (users, recall [seeds, users], ndcg [seeds, users])
+    for label, (method, overrides) in winners.items():
         runs = {protocol: ([], []) for protocol in PROTOCOLS}
         for seed in seeds:
             settings = settings_for(config, method, overrides)
@@ -251,10 +305,10 @@ def report(data, config, users, winners: dict, seeds: list[int], threads: int) -
                 recalls.append(recall)
                 ndcgs.append(ndcg)
         for protocol, (recalls, ndcgs) in runs.items():
-            values[method, protocol] = (who, np.array(recalls), np.array(ndcgs))
+            values[label, protocol] = (who, np.array(recalls), np.array(ndcgs))
     rows = []
-    for (method, protocol), (who, recall, ndcg) in values.items():
-        row = {"method": method, "protocol": protocol, "n_users": int(who.size)}
+    for (label, protocol), (who, recall, ndcg) in values.items():
+        row = {"method": label, "protocol": protocol, "n_users": int(who.size)}
         for name, arr in (("recall", recall), ("ndcg", ndcg)):
             mean, low, high = bootstrap_ci(arr.mean(axis=0))
             row |= {f"{name}@{K}": mean, f"{name}_low": low, f"{name}_high": high}
@@ -273,7 +327,12 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--refine", type=int, default=32, help="round-2 trials per method")
-    parser.add_argument("--resume", action="store_true", help="reuse round 1 from the tsv")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(SPACES),
+        help="search only these methods again; the others' trials come from the search tsv",
+    )
     args = parser.parse_args()
     if not args.archive.exists():
         print(f"skipped: {args.archive} is absent (see ../shared/data/README.md)")
@@ -287,29 +346,27 @@ def main() -> int:
     )
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "realdata_search.tsv"
-    if args.resume and path.exists():
-        tried = pl.read_csv(path, separator="\t")
-        if "round" not in tried.columns:  # written before there was a second round
-            tried = tried.with_columns(round=pl.lit(1))
-        tried = tried.filter(pl.col("round") == 1)
-    else:
-        tried = search(data, config, users, args.budget, args.threads)
-        tried.write_csv(path, separator="\t")
+    methods = args.only or list(SPACES)
+    kept = None
+    if args.only:
+        kept = pl.read_csv(path, separator="\t").filter(~pl.col("method").is_in(methods))
+    tried = search(data, config, users, args.budget, args.threads, methods)
     if args.refine:
-        tried = pl.concat([tried, refine(data, config, users, tried, args.refine, args.threads)])
-        tried.write_csv(path, separator="\t")
-    best = (
-        tried.drop_nans("valid_recall")
-        .sort("valid_recall", descending=True)
-        .unique("method", keep="first")
-    )
-    winners = {m: json.loads(o) for m, o in best.select("method", "overrides").iter_rows()}
-    winners |= {ref: {} for ref in REFERENCES}
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200):
-        print(best.sort("valid_recall", descending=True))
+        tried = pl.concat(
+            [tried, refine(data, config, users, tried, args.refine, args.threads, methods)]
+        )
+    if kept is not None:
+        order = {m: i for i, m in enumerate(SPACES)}
+        tried = pl.concat([kept, tried], how="vertical_relaxed").sort(
+            pl.col("method").replace_strict(order), "round", maintain_order=True
+        )
+    tried.write_csv(path, separator="\t")
+    winners = selected(config, tried)
+    for label, (_, overrides) in winners.items():
+        print(f"selected {label:14s} {overrides}")
     table = report(data, config, users, winners, args.seeds, args.threads)
-    selected = {m: json.dumps(w, sort_keys=True) for m, w in winners.items()}
-    table = table.with_columns(selected=pl.col("method").replace_strict(selected))
+    chosen = {label: json.dumps(o, sort_keys=True) for label, (_, o) in winners.items()}
+    table = table.with_columns(selected=pl.col("method").replace_strict(chosen))
     table.write_csv(OUT / "realdata.tsv", separator="\t", float_precision=4)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200, float_precision=4):
         print(table)
