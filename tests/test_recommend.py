@@ -373,3 +373,26 @@ def test_merge_recs_refuses_overlapping_or_foreign_blocks(gaussian, held_out):
         merge_recs(frames, np.arange(10))
     with pytest.raises(InputError, match=r"user block 2 is outside 0..1"):
         user_block(users, 2, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=30),
+        elements=st.sampled_from([-np.inf, 0.0, 1.0, 2.0, 2.5]),
+    ),
+    st.integers(1, 35),
+)
+def test_selection_kernel_equals_a_stable_sort(scores, k):
+    """topk.select_top_k: best first, ties by lower column, -inf never chosen, short rows padded."""
+    from mp2v4rec.topk import select_top_k
+
+    idx, vals = select_top_k(scores, k)
+    for row, got_i, got_v in zip(scores, idx, vals, strict=True):
+        order = [j for j in np.argsort(-row, kind="stable") if row[j] > -np.inf][:k]
+        expect_i = np.full(k, -1)
+        expect_i[: len(order)] = order
+        assert got_i.tolist() == expect_i.tolist()
+        assert got_v[: len(order)].tolist() == row[order].tolist()
+        assert np.all(got_v[len(order) :] == -np.inf)

@@ -25,6 +25,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from mp2v4rec.io import InputError
+from mp2v4rec.topk import select_top_k
 
 log = logging.getLogger(__name__)
 
@@ -313,12 +314,11 @@ def rank_users(
             if cells is not None:
                 kept = S[cells]
                 S[cells] = -np.inf
-            idx, vals = _top_k(S, kk)
+            idx, vals = select_top_k(S, kk)
             if cells is not None:
                 S[cells] = kept  # the next mask starts from the shared scores again
-            if cols is not None:
-                idx = cols[idx]  # columns back to item indices (sorted, so ties stay by item)
-            idx[vals == -np.inf] = -1  # masked slots: the user has fewer than k allowed items
+            if cols is not None:  # columns back to item indices (sorted: ties stay by item)
+                idx = np.where(idx >= 0, cols[idx], -1)  # -1: fewer than k allowed items
             items[start : start + chunk.size, :kk] = idx
             scores[start : start + chunk.size, :kk] = vals
         if users.size > rows_per_chunk:  # progress of a long job (not of a one-chunk call)

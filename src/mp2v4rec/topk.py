@@ -1,4 +1,5 @@
-"""Exact top-k by blocked matrix products and a numba selection kernel (serve's neighbour lists).
+"""Exact top-k by a numba selection kernel: serve's neighbour lists (with blocked matrix
+products) and recommend's per-split lists (:func:`select_top_k`).
 
 Each block of query rows is scored against every candidate with one float32 matrix product
 (``block_cells`` scores at most, 64 MB by default, whatever the catalogue size), then every row
@@ -16,33 +17,55 @@ from numba import njit, prange
 BLOCK_CELLS = 1 << 24  # float32 scores per block (64 MB)
 
 
+@njit(cache=True, inline="always")
+def _select_row(row, k, ex, idx, vals):  # pragma: no cover - compiled
+    """Best ``k`` entries of ``row`` into ``idx``/``vals`` (filled with -1 / -inf), descending,
+    ties: lower column first; column ``ex`` and -inf scores skipped."""
+    count = 0
+    for j in range(row.size):
+        s = row[j]
+        if j == ex or s == -np.inf:
+            continue
+        if count == k:
+            if s <= vals[k - 1]:
+                continue
+            p = k - 1
+        else:
+            p = count
+            count += 1
+        while p > 0 and vals[p - 1] < s:
+            vals[p] = vals[p - 1]
+            idx[p] = idx[p - 1]
+            p -= 1
+        vals[p] = s
+        idx[p] = j
+
+
 @njit(parallel=True, cache=True)
 def _select(S, k, exclude, out_i, out_v):  # pragma: no cover - compiled
-    """Best ``k`` columns of every row of ``S`` (descending; ties: lower column first), column
-    ``exclude[r]`` and -inf scores skipped; ``out_*`` rows arrive filled with -1 / -inf."""
-    n_rows, n = S.shape
-    for r in prange(n_rows):
-        vals = out_v[r]
-        idx = out_i[r]
-        count = 0
-        ex = exclude[r]
-        for j in range(n):
-            s = S[r, j]
-            if j == ex or s == -np.inf:
-                continue
-            if count == k:
-                if s <= vals[k - 1]:
-                    continue
-                p = k - 1
-            else:
-                p = count
-                count += 1
-            while p > 0 and vals[p - 1] < s:
-                vals[p] = vals[p - 1]
-                idx[p] = idx[p - 1]
-                p -= 1
-            vals[p] = s
-            idx[p] = j
+    """:func:`_select_row` for every row of ``S``, rows in parallel threads."""
+    for r in prange(S.shape[0]):
+        _select_row(S[r], k, exclude[r], out_i[r], out_v[r])
+
+
+@njit(cache=True)
+def _select_serial(S, k, out_i, out_v):  # pragma: no cover - compiled
+    """:func:`_select_row` for every row of ``S``, no column excluded, one thread (a job's
+    parallelism is its user blocks)."""
+    for r in range(S.shape[0]):
+        _select_row(S[r], k, -1, out_i[r], out_v[r])
+
+
+def select_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns of every row of ``scores`` (best first, equal scores by lower column,
+    -inf scores never chosen), in one thread: ``(columns int32, scores float32)``, both
+    ``[rows, k]``, short rows padded with -1 / -inf."""
+    scores = np.ascontiguousarray(scores)
+    out_i = np.full((scores.shape[0], k), -1, dtype=np.int32)
+    out_v = np.full((scores.shape[0], k), -np.inf, dtype=np.float32)
+    if k > 0 and scores.shape[1] > 0:
+        _select_serial(scores, k, out_i, out_v)
+    return out_i, out_v
 
 
 def top_k(
