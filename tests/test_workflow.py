@@ -29,11 +29,12 @@ def planned_rules(workdir, *args):
 def test_kuairec_dag_builds(tmp_path):
     rules = planned_rules(tmp_path, "--cores", "16", "all")
     assert rules["download_kuairec"] == 1
-    assert rules["walk_shard"] == 4  # two walk sets (uniform, weighted) x two shards
-    # mp2v, rmp2v (gensim) and mp2vshared, rmp2vshared (the shared trainer) share the walks
-    assert rules["train_mp2v"] == 4 and rules["train_w2v"] == 1 and rules["train_simple"] == 2
+    # four walk sets x two shards: mp2v and mp2vshared share uniform walks, rmp2v and
+    # rmp2vshared weighted ones; mp2vtuned (length 30) and rmp2vtuned (40 per node) have their own
+    assert rules["walk_shard"] == 8 and rules["walk_corpus"] == 4
+    assert rules["train_mp2v"] == 6 and rules["train_w2v"] == 1 and rules["train_simple"] == 2
     assert rules["train_ultragcn"] == rules["train_ials"] == rules["recommend_userknn"] == 1
-    assert rules["recommend"] == 9 and rules["evaluate"] == rules["merge_recs"] == 10
+    assert rules["recommend"] == 11 and rules["evaluate"] == rules["merge_recs"] == 12
     assert "synthesize_kuairec" not in rules
 
 
