@@ -242,7 +242,8 @@ def neighbours(space: dict, extra: dict, best: dict) -> list[dict]:
 
 
 def arm_best(config, method: str, tried: pl.DataFrame) -> dict[str | None, dict]:
-    """Per arm, the overrides of its trial with the highest validation recall."""
+    """Per arm, the overrides of its trial with the highest validation recall; the arms in
+    order of that recall, best first."""
     best = {}
     ranked = tried.filter(pl.col("method") == method).drop_nans("valid_recall")
     for overrides in ranked.sort("valid_recall", descending=True)["overrides"]:
@@ -264,7 +265,7 @@ def refine(data, config, users, tried: pl.DataFrame, budget: int, threads: int, 
             if not best:  # config.yaml's settings won: start from their values on the axes
                 settings = settings_for(config, method, {})
                 best = {a: settings[a] for a in space if a in settings}
-            pool = [o for o in neighbours(space, REFINE_EXTRA.get(method, {}), best)]
+            pool = neighbours(space, REFINE_EXTRA.get(method, {}), best)
             pool = [o for o in pool if json.dumps(o, sort_keys=True) not in seen]
             pick = np.random.default_rng(1).permutation(len(pool))[: budget // len(winners)]
             for i in sorted(pick):
@@ -278,16 +279,10 @@ def selected(config, tried: pl.DataFrame) -> dict[str, tuple[str, dict]]:
     winners = {}
     for method in tried["method"].unique(maintain_order=True):
         best = arm_best(config, method, tried)
-        top = max(best, key=lambda a: trial_recall(tried, method, best[a]))
+        top = next(iter(best))  # the arm of the method's best trial
         winners[method] = (method, best[top])
         winners |= {f"{method}.{arm}": (method, o) for arm, o in best.items() if arm != top}
     return winners | {ref: (ref, {}) for ref in REFERENCES}
-
-
-def trial_recall(tried: pl.DataFrame, method: str, overrides: dict) -> float:
-    key = json.dumps(overrides, sort_keys=True)
-    rows = tried.filter((pl.col("method") == method) & (pl.col("overrides") == key))
-    return float(rows["valid_recall"].max())
 
 
 def report(data, config, users, winners: dict, seeds: list[int], threads: int) -> pl.DataFrame:

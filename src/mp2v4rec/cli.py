@@ -200,8 +200,13 @@ def cmd_recommend(args) -> None:
     rows = (
         pl.scan_parquet(run.path("user_recs"))
         .filter((pl.col("user") == user) & (pl.col("rank") <= args.n))
-        .select("rank", "score", "fallback", raw_id="item_raw_id", index="item")
-        .select("rank", "raw_id", "index", "score", "fallback")
+        .select(
+            "rank",
+            pl.col("item_raw_id").alias("raw_id"),
+            pl.col("item").alias("index"),
+            "score",
+            "fallback",
+        )
         .collect()
         .sort("rank")
     )
