@@ -6,9 +6,9 @@ import logging
 import polars as pl
 
 from mp2v4rec.datasets.common import SPLITS
-from mp2v4rec.embed import load_embeddings
 from mp2v4rec.evaluation import evaluate_protocols
 from mp2v4rec.io import run_rule, write_tsv
+from mp2v4rec.models import load_embeddings
 
 log = logging.getLogger("mp2v4rec.rules")
 

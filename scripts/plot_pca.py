@@ -2,8 +2,8 @@
 
 import polars as pl
 
-from mp2v4rec.embed import load_embeddings
 from mp2v4rec.io import run_rule
+from mp2v4rec.models import load_embeddings
 from mp2v4rec.plots import plot_pca
 
 

@@ -1,5 +1,5 @@
-"""Rule recommend: top-K items by embedding score for one block of the evaluated users, one
-list per held-out split (train items and the other split's positives masked)."""
+"""Rule recommend: top-K items for one block of the evaluated users by the method's model (its
+kind's: vectors, item-item weights, or UserKNN's neighbour sums), one list per held-out split."""
 
 from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.io import run_rule
@@ -8,8 +8,10 @@ from mp2v4rec.jobs import recommend_job
 
 def main(smk):
     recommend_job(
-        embeddings=smk.input.embeddings,
+        model=smk.input.get("model"),
         train=smk.input.train,
+        user_table=smk.input.user_table,
+        item_table=smk.input.item_table,
         evaluated=smk.input.evaluated,
         held_out={split: smk.input[split] for split in SPLITS},
         output=smk.output[0],

@@ -1,5 +1,5 @@
-"""Rule serve: a method's serving artefacts (neighbour lists, every user's top-K, exported
-vectors, an ANN index for large catalogues) in results/{dataset}/serve/{method}/."""
+"""Rule serve: a method's serving artefacts (neighbour lists, every user's top-K; for embeddings
+also the exported vectors and an ANN index for large catalogues) in results/{dataset}/serve/."""
 
 import logging
 
@@ -7,22 +7,21 @@ import numba
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from mp2v4rec.embed import load_embeddings
 from mp2v4rec.io import run_rule
+from mp2v4rec.kinds import kind_of
+from mp2v4rec.models import load_model
 from mp2v4rec.serve import build_serve
 
 
 def main(smk):
     p = smk.params
-    user_vectors, item_vectors, score = load_embeddings(smk.input.embeddings)
+    model = load_model(kind_of(p.settings).model, smk.input.model, p.settings)
     numba.set_num_threads(min(smk.threads, numba.config.NUMBA_NUM_THREADS))  # top-k kernel
     with threadpool_limits(limits=smk.threads):  # matrix products; faiss gets `threads`
         meta = build_serve(
             smk.output[0],
             method=smk.wildcards.method,
-            user_vectors=user_vectors,
-            item_vectors=item_vectors,
-            score=score,
+            model=model,
             users=pl.read_parquet(smk.input.user_table),
             items=pl.read_parquet(smk.input.item_table),
             train=pl.read_parquet(smk.input.train),

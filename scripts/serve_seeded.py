@@ -6,27 +6,27 @@ import logging
 
 import polars as pl
 
-from mp2v4rec.embed import load_embeddings
 from mp2v4rec.evaluation import for_users, headline_truths
 from mp2v4rec.io import count_rows, run_rule, write_tsv
-from mp2v4rec.serve import seeded_lists, seeded_table
+from mp2v4rec.kinds import kind_of
+from mp2v4rec.models import load_model
+from mp2v4rec.protocols import seeded_lists, seeded_table
 
 log = logging.getLogger("mp2v4rec.rules")
 
 
 def main(smk):
     p = smk.params
-    item_vectors = score = None  # popularity: the reference line, no embeddings
-    if "embeddings" in smk.input.keys():
-        _, item_vectors, score = load_embeddings(smk.input.embeddings)
+    model = None  # popularity: the reference line, no model
+    if "model" in smk.input.keys():
+        model = load_model(kind_of(p.settings).model, smk.input.model, p.settings)
     evaluated = pl.read_parquet(smk.input.evaluated)["user"].to_numpy()
     train = pl.read_parquet(smk.input.train)
     held_out = for_users(
         {split: pl.read_parquet(smk.input[split]) for split in ("valid", "test")}, evaluated
     )
     recs, counts = seeded_lists(
-        item_vectors,
-        score,
+        model,
         train,
         evaluated,
         n_users=count_rows(smk.input.user_table),

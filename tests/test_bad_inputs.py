@@ -30,8 +30,8 @@ from mp2v4rec.config import validate_config
 from mp2v4rec.datasets.events import preprocess_events
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.download import fetch_archive
-from mp2v4rec.embed import load_embeddings, save_embeddings
 from mp2v4rec.io import InputError, write_parquet
+from mp2v4rec.models import load_embeddings, save_embeddings
 from mp2v4rec.recommend import recommend_top_k, recs_frame
 
 # ---- a tiny KuaiRec archive ------------------------------------------------------------------

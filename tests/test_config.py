@@ -70,7 +70,10 @@ def test_shipped_config_equals_schema_defaults_for_kuairec():
         (lambda c: c.update(ablation={"grid": {"colour": [1]}}), "ablation.grid"),
         (lambda c: c.update(ablation={"grid": {"dim": ["big"]}}), "config key ablation"),
         (lambda c: c.update(ablation={"grid": {"metapath": ["X"]}}), "metapath 'X' is not"),
-        (lambda c: c.update(search={"method": "w2v", "grid": {"dim": [4]}}), "not an mp2v"),
+        (
+            lambda c: c.update(search={"method": "w2v", "grid": {"dim": [4]}}),
+            "not a method on metapath walks",
+        ),
         (lambda c: c["methods"]["mp2v"].update(init="w2v", dim=8, trainer="gensim"), "equal dims"),
         (
             lambda c: c["methods"]["mp2v"].update(init="w2v", init_method="mp2v", trainer="gensim"),

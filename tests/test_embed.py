@@ -6,15 +6,14 @@ import pytest
 
 from mp2v4rec.baselines.simple import popularity_embeddings, random_embeddings
 from mp2v4rec.embed import (
-    load_embeddings,
     mean_item_vectors,
-    save_embeddings,
     shuffled_corpus,
     token_matrix,
     train_skipgram,
     write_sequences,
 )
 from mp2v4rec.io import InputError
+from mp2v4rec.models import load_embeddings, save_embeddings
 
 
 def interactions(rows):

@@ -76,9 +76,16 @@ def test_block_never_recommends_outside_the_block_and_matches_brute_force():
         k = int(rng.integers(1, n_items + 1))
         score = ("cosine", "dot")[trial % 3 == 0]
         items, scores = recommend_top_k(
-            U, V, np.arange(6), k=k, score=score, seen=seen, candidates=block,
-            item_bias=bias, chunk_size=4,
-        )  # fmt: skip
+            U,
+            V,
+            np.arange(6),
+            k=k,
+            score=score,
+            seen=seen,
+            candidates=block,
+            item_bias=bias,
+            chunk_size=4,
+        )
         assert np.isin(items[items >= 0], block).all()
         full = score_items(U, V, np.arange(6), score=score, item_bias=bias)
         for u in range(6):

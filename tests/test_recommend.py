@@ -319,9 +319,9 @@ def test_user_blocks_merge_to_the_single_job_lists(gaussian, held_out, n_blocks)
 
 
 @pytest.mark.parametrize("score", ["cosine", "dot"])
-def test_each_split_list_masks_train_and_the_other_split(gaussian, held_out, score):
-    """The test list of a user never holds their validation positives (and vice versa), and
-    is exactly the top-k with train and the other split masked."""
+def test_validation_lists_mask_train_and_test_lists_also_validation(gaussian, held_out, score):
+    """The validation list of a user is the top-k with train masked; the test list never
+    holds their validation positives: exactly the top-k with train and validation masked."""
     U, V, seen = gaussian
     users = np.arange(40)
     recs = split_recs(
@@ -333,20 +333,54 @@ def test_each_split_list_masks_train_and_the_other_split(gaussian, held_out, sco
         splits=["valid", "test"],
         k=25,
     )
-    for split, other in (("valid", "test"), ("test", "valid")):
+    for split, earlier in (("valid", None), ("test", "valid")):
         mask = seen.toarray().copy()
-        o = held_out[other]
-        mask[o["user"].to_numpy(), o["item"].to_numpy()] = True
+        if earlier is not None:
+            o = held_out[earlier]
+            mask[o["user"].to_numpy(), o["item"].to_numpy()] = True
         want, _ = brute_force(U, V, users, 25, score, mask)
         got = recs.filter(pl.col("split") == split).sort("user", "rank")
         np.testing.assert_array_equal(got["item"].to_numpy().reshape(40, 25), want)
-        listed = set(zip(got["user"].to_list(), got["item"].to_list(), strict=True))
-        assert not listed & set(zip(o["user"].to_list(), o["item"].to_list(), strict=True))
-    # the other split's positives do take slots when nothing but train is masked
+    # the validation positives do take slots when nothing but train is masked
     unmasked, _ = recommend_top_k(U, V, users, k=25, score=score, seen=seen)
     o = held_out["valid"]
     hit = unmasked[o["user"].to_numpy()] == o["item"].to_numpy()[:, None]
     assert hit.any()
+
+
+def test_validation_scores_never_depend_on_test_labels():
+    """A scorer that puts every test positive first: its validation lists, and so its
+    validation score, are the same whether the test split exists or not (under the old rule the
+    test positives were masked from the validation lists, which lifted the validation score
+    by reading test labels)."""
+    from mp2v4rec.datasets.common import Prepared
+    from mp2v4rec.evaluation import score_split
+
+    rng = np.random.default_rng(3)
+    n_users, n_items = 30, 60
+    pairs = {(u, i) for u in range(n_users) for i in rng.choice(n_items, 12, replace=False)}
+    rows = sorted(pairs)
+    rng.shuffle(rows)
+    train, valid, test = rows[: len(rows) // 2], rows[len(rows) // 2 : -60], rows[-60:]
+    frames = [interactions(part) for part in (train, valid, test)]
+    cheat = np.zeros((n_users, n_items), np.float32)
+    cheat[[u for u, _ in test], [i for _, i in test]] = 10.0
+    cheat += rng.random((n_users, n_items), dtype=np.float32)
+
+    def scorer(chunk):
+        return cheat[chunk].copy()
+
+    def prepared(test_frame):
+        users = pl.DataFrame({"user": np.arange(n_users, dtype=np.int32)})
+        items = pl.DataFrame({"item": np.arange(n_items, dtype=np.int32)})
+        return Prepared(frames[0], frames[1], test_frame, None, users, items, {})
+
+    everyone = np.arange(n_users)
+    with_test = score_split(scorer, prepared(frames[2]), everyone, split="valid", ks=[5, 20])
+    without = score_split(scorer, prepared(frames[2].clear()), everyone, split="valid", ks=[5, 20])
+    np.testing.assert_array_equal(with_test[0], without[0])
+    for metric in with_test[1]:
+        np.testing.assert_array_equal(with_test[1][metric], without[1][metric])
 
 
 def test_users_without_train_positives_get_the_popularity_list(gaussian):

@@ -12,8 +12,10 @@ import pytest
 
 from mp2v4rec import serve
 from mp2v4rec import topk as serve_topk
-from mp2v4rec.config import validate_config
+from mp2v4rec.config import serve_methods, validate_config
 from mp2v4rec.io import InputError
+from mp2v4rec.models import Embeddings
+from mp2v4rec.protocols import last_items, seeded_lists, seeded_table
 
 
 def brute_neighbours(V, n, score):
@@ -315,8 +317,14 @@ def test_seeded_protocol_against_a_hand_computed_case():
     V = np.c_[np.cos(deg), np.sin(deg)].astype(np.float32)
     pairs = [(0, 4), (0, 0), (0, 1), (1, 0), (1, 5), (1, 4)]
     _, _, train = tables(3, 6, pairs, timestamps=[1, 5, 6, None, 2, 2])
-    recs, counts = serve.seeded_lists(
-        V, "cosine", train, np.array([0, 1, 2]), n_users=3, n_items=6, seed_items=2, k=3
+    recs, counts = seeded_lists(
+        Embeddings(np.zeros((3, 2), np.float32), V, "cosine"),
+        train,
+        np.array([0, 1, 2]),
+        n_users=3,
+        n_items=6,
+        seed_items=2,
+        k=3,
     )
     lists = dict(recs.group_by("user").agg(pl.col("item").sort_by("rank")).iter_rows())
     assert lists == {0: [2, 3, 5], 1: [3, 2, 1], 2: [0, 4, 1]}
@@ -325,7 +333,7 @@ def test_seeded_protocol_against_a_hand_computed_case():
     truth = pl.DataFrame(
         {"user": [0, 0, 1, 2], "item": [3, 5, 1, 4]}, schema={"user": pl.Int32, "item": pl.Int32}
     )
-    table = serve.seeded_table(recs, truth, [1, 2, 3], n_boot=20)
+    table = seeded_table(recs, truth, [1, 2, 3], n_boot=20)
     from mp2v4rec.evaluation import METRICS_SCHEMA
 
     assert table.columns == [*METRICS_SCHEMA, "protocol"]
@@ -344,8 +352,8 @@ def test_seeded_protocol_against_a_hand_computed_case():
 
 def test_popularity_reference_lists_mask_train_items():
     _, _, train = tables(3, 5, [(0, 1), (1, 1), (1, 2), (2, 4)])
-    recs, counts = serve.seeded_lists(
-        None, None, train, np.array([0, 1, 2]), n_users=3, n_items=5, seed_items=5, k=3
+    recs, counts = seeded_lists(
+        None, train, np.array([0, 1, 2]), n_users=3, n_items=5, seed_items=5, k=3
     )
     lists = dict(recs.group_by("user").agg(pl.col("item").sort_by("rank")).iter_rows())
     assert lists == {0: [2, 4, 0], 1: [4, 0, 3], 2: [1, 2, 0]}
@@ -354,7 +362,7 @@ def test_popularity_reference_lists_mask_train_items():
 
 def test_last_items_orders_by_time_then_index():
     _, _, train = tables(2, 9, [(0, 5), (0, 3), (0, 8), (1, 2)], timestamps=[3, 3, None, 1])
-    got = serve.last_items(train, np.array([0, 1]), 2)
+    got = last_items(train, np.array([0, 1]), 2)
     assert got.rows() == [(0, 3), (0, 5), (1, 2)]
 
 
@@ -379,15 +387,15 @@ def config_with(**serve_section):
 def test_serve_methods_default_to_the_configured_embedding_methods():
     config = config_with()
     assert config["serve"]["neighbours"] == 50 and config["serve"]["seed_items"] == 5
-    assert serve.serve_methods(config) == ["mp2v", "w2v"]  # no rmp2v configured
-    assert serve.serve_methods(config_with(methods=["pop"])) == ["pop"]
+    assert serve_methods(config) == ["mp2v", "w2v"]  # the configured kinds served by default
+    assert serve_methods(config_with(methods=["pop"])) == ["pop"]
 
 
 @pytest.mark.parametrize(
     "methods, message",
     [
         (["mp2v", "nope"], "config key serve.methods: 'nope' is not a configured method"),
-        (["knn"], "config key serve.methods: 'knn' (kind userknn) has no embeddings"),
+        (["knn"], "config key serve.methods: 'knn' (kind userknn) has no item vectors"),
     ],
 )
 def test_serve_methods_must_exist_and_have_embeddings(methods, message):

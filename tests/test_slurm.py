@@ -77,7 +77,7 @@ def test_slurm_profile_passes_rule_resources(tmp_path):
     resources = {}
     for rule, line in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", log, re.M):
         resources[rule] = dict(item.split("=", 1) for item in line.split(", "))
-    assert {"train_w2v", "evaluate", "metrics_table"} <= set(resources), sorted(resources)
+    assert {"train", "evaluate", "metrics_table"} <= set(resources), sorted(resources)
     for rule, res in resources.items():
         assert res["slurm_partition"] == "somepart" and res["slurm_account"] == "", (rule, res)
         # input-size-scaled values show as <TBD> until the inputs exist
@@ -352,7 +352,7 @@ def test_workflow_runs_through_slurm(slurm_cluster, tmp_path):
     # every job that is not a localrule went through sbatch (a retry is a second submission)
     assert remote_rules and len(submitted) == len(remote_rules), (submitted, remote_rules)
     assert len(set(slurm_ids)) == len(slurm_ids)
-    for rule in ("synthesize_kuairec", "preprocess_kuairec", "train_mp2v", "evaluate"):
+    for rule in ("synthesize_kuairec", "preprocess_kuairec", "train", "evaluate"):
         assert rule in remote_rules, rule
     # fanned-out stages are separate SLURM jobs (two per walk set / run); their merges local
     for rule in ("walk_shard", "recommend"):

@@ -32,9 +32,12 @@ def test_kuairec_dag_builds(tmp_path):
     # four walk sets x two shards: mp2v and mp2vshared share uniform walks, rmp2v and
     # rmp2vshared weighted ones; mp2vtuned (length 30) and rmp2vtuned (40 per node) have their own
     assert rules["walk_shard"] == 8 and rules["walk_corpus"] == 4
-    assert rules["train_mp2v"] == 6 and rules["train_w2v"] == 1 and rules["train_simple"] == 2
-    assert rules["train_ultragcn"] == rules["train_ials"] == rules["recommend_userknn"] == 1
-    assert rules["recommend"] == 11 and rules["evaluate"] == rules["merge_recs"] == 12
+    # one train rule for every kind with vectors: 6 MP2V runs, W2V, UltraGCN, iALS, popularity,
+    # random; one for the item-item kinds (EASE, RP3beta, ItemKNN); UserKNN stores nothing
+    assert rules["train"] == 11 and rules["train_item_item"] == 3
+    assert rules["recommend"] == rules["evaluate"] == rules["merge_recs"] == 15
+    # served by default: the six MP2V runs, W2V and the three item-item kinds
+    assert rules["serve"] == 10 and rules["evaluate_seeded"] == 11
     assert "synthesize_kuairec" not in rules
 
 
@@ -80,6 +83,8 @@ def test_pipeline_writes_every_output(demo_run):
         "ultragcn",
         "ials",
         "userknn",
+        "ease",
+        "itemknn",
         "popularity",
         "random",
     }
@@ -133,7 +138,7 @@ def test_metapath_models_beat_reference_baselines(demo_run):
 
 
 def test_recommendations_never_contain_known_positives(demo_run):
-    """Neither train items nor the other split's held-out positives take a slot."""
+    """Train items never take a slot, nor do validation positives in the test lists."""
     base = demo_run / "results/tiny"
     train = pl.read_parquet(base / "data/train.parquet")
     held = {s: pl.read_parquet(base / f"data/{s}.parquet") for s in ("valid", "test")}
@@ -142,9 +147,8 @@ def test_recommendations_never_contain_known_positives(demo_run):
         recs = pl.read_parquet(path)
         assert recs["user"].unique().sort().equals(evaluated.sort()), path  # every block merged
         assert recs.join(train, on=["user", "item"], how="inner").height == 0, path
-        for split, other in (("valid", "test"), ("test", "valid")):
-            lists = recs.filter(pl.col("split") == split)
-            assert lists.join(held[other], on=["user", "item"], how="inner").height == 0, path
+        lists = recs.filter(pl.col("split") == "test")
+        assert lists.join(held["valid"], on=["user", "item"], how="inner").height == 0, path
         assert recs.group_by("split", "user").len()["len"].max() == 50
 
 
@@ -189,7 +193,7 @@ SERVED = {"serve": 1, "evaluate_seeded": 1, "plot_seeded": 1}  # the default mp2
         (  # embedding dim: retrain every mp2v run (default + 4 cells), no new walks
             lambda c: c["methods"]["mp2v"].update(dim=8),
             {
-                "train_mp2v": 5,
+                "train": 5,
                 "recommend": 10,  # two user blocks per run
                 "merge_recs": 5,
                 "evaluate": 5,
@@ -205,7 +209,7 @@ SERVED = {"serve": 1, "evaluate_seeded": 1, "plot_seeded": 1}  # the default mp2
             {
                 "walk_shard": 8,
                 "walk_corpus": 4,
-                "train_mp2v": 5,
+                "train": 5,
                 "recommend": 10,  # two user blocks per run
                 "merge_recs": 5,
                 "evaluate": 5,
@@ -219,9 +223,11 @@ SERVED = {"serve": 1, "evaluate_seeded": 1, "plot_seeded": 1}  # the default mp2
         (  # evaluated K: evaluation and what summarises it only
             lambda c: c["evaluate"].update(ks=[1, 5, 10, 20, 40, 50]),
             {
-                "evaluate": 13,  # 9 methods + 4 ablation cells
-                "evaluate_protocols": 8,
-                "evaluate_seeded": 4,  # mp2v, rmp2v, w2v and the popularity reference
+                "evaluate": 15,  # 11 methods + 4 ablation cells
+                "evaluate_protocols": 8,  # the methods with vectors
+                # served by default: mp2v, rmp2v, mp2vshared, w2v, ease, itemknn; and the
+                # popularity reference
+                "evaluate_seeded": 7,
                 "plot_seeded": 1,
                 **SUMMARIES,
             },
@@ -231,7 +237,7 @@ SERVED = {"serve": 1, "evaluate_seeded": 1, "plot_seeded": 1}  # the default mp2
             {
                 "walk_shard": 4,
                 "walk_corpus": 2,
-                "train_mp2v": 2,
+                "train": 2,
                 "recommend": 4,
                 "merge_recs": 2,
                 "evaluate": 2,
@@ -246,42 +252,47 @@ def test_config_edit_reruns_exactly_the_affected_jobs(demo_run, tmp_path, edit, 
 
 
 def test_serve_stage_runs_in_the_dag(demo_run):
-    """serve/{method}/ for mp2v, rmp2v and w2v, the seeded tables and figure, and the command
-    answering from them."""
+    """serve/{method}/ for every method whose kind is served by default (MP2V, W2V and the
+    item-item kinds), the seeded tables and figure, and the command answering from them."""
     base = demo_run / "results/tiny"
     train = pl.read_parquet(base / "data/train.parquet")
-    assert sorted(p.name for p in (base / "serve").iterdir()) == ["mp2v", "rmp2v", "w2v"]
-    for method in ("mp2v", "rmp2v", "w2v"):
+    served = ["ease", "itemknn", "mp2v", "mp2vshared", "rmp2v", "w2v"]
+    assert sorted(p.name for p in (base / "serve").iterdir()) == served
+    lists = {"item_neighbours.parquet", "user_recs.parquet", "serve.json"}
+    vectors = {"item_vectors.parquet", "user_vectors.parquet", "items.w2v.bin", "users.w2v.bin"}
+    for method in served:
         folder = base / "serve" / method
         names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-        assert names == {
-            "item_neighbours.parquet",
-            "user_recs.parquet",
-            "item_vectors.parquet",
-            "user_vectors.parquet",
-            "items.w2v.bin",
-            "users.w2v.bin",
-            "serve.json",
-        }, names  # 300 items: exact search, no ANN index
+        # 300 items: exact search, no ANN index; item-item kinds have no vectors to export
+        assert names == lists | (set() if method in ("ease", "itemknn") else vectors), names
         recs = pl.read_parquet(folder / "user_recs.parquet")
         assert recs["user"].n_unique() == train["user"].n_unique()  # every user with a history
         assert recs.join(train, on=["user", "item"]).height == 0
         neighbours = pl.read_parquet(folder / "item_neighbours.parquet")
         assert (neighbours["item"] != neighbours["neighbour"]).all()
         assert neighbours.group_by("item").len()["len"].max() == 50
-    for method in ("mp2v", "rmp2v", "w2v", "popularity"):
+    for method in [*served, "popularity"]:
         table = pl.read_csv(base / f"metrics/{method}/default.seeded.tsv", separator="\t")
         assert set(table["protocol"]) == {"seeded"} and set(table["k"]) == {1, 5, 10, 20, 50}
     assert (base / "figures/seeded_continuation.png").stat().st_size > 0
-    item = pl.read_parquet(base / "serve/mp2v/item_neighbours.parquet")["raw_id"][0]
+    for method in ("mp2v", "ease", "itemknn"):
+        item = pl.read_parquet(base / f"serve/{method}/item_neighbours.parquet")["raw_id"][0]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mp2v4rec.cli", "similar", str(base), "--method", method]
+            + ["--item", str(item), "--json"],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert len(json.loads(proc.stdout)["results"]) == 20
     proc = subprocess.run(
-        [sys.executable, "-m", "mp2v4rec.cli", "similar", str(base), "--method", "mp2v"]
-        + ["--item", str(item), "--json"],
+        [sys.executable, "-m", "mp2v4rec.cli", "playlist", str(base), "--method", "ease"]
+        + ["--seed-items", str(item)],
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert len(json.loads(proc.stdout)["results"]) == 20
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "served without item vectors" in proc.stderr, proc.stderr
 
 
 def test_search_selects_on_validation_and_reports_test(demo_run):

@@ -65,6 +65,13 @@ class Run:
         self.files = self.meta["files"]
 
     def path(self, key: str) -> Path:
+        if key not in self.files:
+            raise CliError(
+                f"{self.method} is served without {key.replace('_', ' ')} (its kind, "
+                f"{self.meta.get('model', 'embeddings')}, has none); use a method with "
+                "embeddings for this command",
+                1,
+            )
         path = self.dir / self.files[key]
         if not path.is_file():
             raise CliError(f"{path} is missing: rerun the serve stage for {self.method}", 1)

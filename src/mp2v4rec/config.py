@@ -18,9 +18,9 @@ import yaml
 
 from mp2v4rec.graph import validate_metapath
 from mp2v4rec.io import InputError
-from mp2v4rec.serve import check_serve_config
+from mp2v4rec.kinds import KINDS, kind_of, methods_where
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")  # package data: works installed
 
 # short wildcard key -> method setting (keys may not contain "_" or "~")
 VARIANT_KEYS = {
@@ -66,7 +66,26 @@ def train_settings(settings: Mapping) -> dict:
     return {k: settings[k] for k in keys} | extra | {"trainer": trainer}
 
 
-_SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """The config schema, its method entry completed from the registry of kinds: ``kind`` is
+    one of the registered kinds and each kind's settings are its own definition (the schema
+    file's definition of the same name, or the settings schema a registered kind carries)."""
+    schema = yaml.safe_load(Path(path).read_text())
+    method = schema["definitions"]["method"]
+    method["properties"]["kind"]["enum"] = list(KINDS)
+    branches = []
+    for name, kind in KINDS.items():
+        if kind.schema is not None:
+            schema["definitions"].setdefault(name, copy.deepcopy(kind.schema))
+        if name not in schema["definitions"]:
+            raise InputError(f"method kind {name!r} has no settings schema (definitions.{name})")
+        then = {"$ref": f"#/definitions/{name}"}
+        branches.append({"if": {"properties": {"kind": {"const": name}}}, "then": then})
+    method["allOf"] = branches
+    return schema
+
+
+_SCHEMA = load_schema()
 
 
 def schema_default(*path: str) -> Any:
@@ -139,7 +158,7 @@ def validate_config(
 
     Raises InputError naming every offending key.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     # `if/then` branches report twice (the branch and the failed `allOf`): keep the precise ones
     messages = list(dict.fromkeys(_describe(e) for e in errors if e.validator != "allOf"))
@@ -176,6 +195,16 @@ def _check_references(config: Mapping[str, Any]) -> None:
             f"config key evaluate.reference_method: {reference!r} is not a configured method "
             f"({sorted(config['methods'])}); name one with item vectors, or null."
         )
+    for key, named in (
+        ("evaluate.reference_method", [reference] if reference else []),
+        ("plots.pca_methods", config["plots"]["pca_methods"]),
+    ):
+        for method in named:
+            if method in config["methods"] and not kind_of(config["methods"][method]).has_vectors:
+                able = methods_where(config["methods"], has_vectors=True)
+                raise InputError(
+                    f"config key {key}: {method!r} has no item vectors; name one of {able}."
+                )
     for section in ("ablation", "search"):
         for variant in grid_variants(config[section]["grid"]):
             _check_variant(config, section, config[section]["method"], variant)
@@ -190,15 +219,43 @@ def _check_references(config: Mapping[str, Any]) -> None:
     check_serve_config(config)
 
 
+def serve_methods(config: Mapping[str, Any]) -> list[str]:
+    """The methods the serve stage builds: ``serve.methods``, or by default every configured
+    method whose kind is served by default (the registry's ``served``)."""
+    listed = config["serve"]["methods"]
+    if listed is None:
+        return methods_where(config["methods"], served=True)
+    return list(listed)
+
+
+def check_serve_config(config: Mapping[str, Any]) -> None:
+    """Every method under ``serve.methods`` must be configured and have item neighbours."""
+    for method in serve_methods(config):
+        if method not in config["methods"]:
+            raise InputError(
+                f"config key serve.methods: {method!r} is not a configured method "
+                f"({sorted(config['methods'])}); list methods defined under methods."
+            )
+        kind = kind_of(config["methods"][method])
+        if not kind.item_neighbours:
+            able = methods_where(config["methods"], item_neighbours=True)
+            raise InputError(
+                f"config key serve.methods: {method!r} (kind {kind.name}) has no item vectors or "
+                f"item-item weights to serve; methods that have are {sorted(able)}."
+            )
+
+
 def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: str) -> None:
     """A grid cell (or a method's defaults) must name valid settings and a usable init."""
     try:
         settings = method_settings(config, method, variant)
     except (InputError, ValueError) as err:
         raise InputError(f"config key {key}: {err}") from None
-    if settings["kind"] != "mp2v":
+    if kind_of(settings).corpus != "walks":
         if variant != "default":
-            raise InputError(f"config key {key}.method: {method!r} is not an mp2v method")
+            raise InputError(
+                f"config key {key}.method: {method!r} is not a method on metapath walks"
+            )
         return
     if settings["metapath"] not in config["metapaths"]:
         raise InputError(

@@ -34,8 +34,8 @@ import scipy.sparse as sp
 from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 
-from mp2v4rec.io import InputError, atomic_path, load_npz, save_npz
-from mp2v4rec.recommend import SCORES
+from mp2v4rec.io import InputError, atomic_path
+from mp2v4rec.models import Embeddings, load_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -239,27 +239,6 @@ def write_sequences(train: pl.DataFrame, path: str | os.PathLike) -> dict[str, i
     return {"sequences": seqs.height, "tokens": train.height}
 
 
-def save_embeddings(
-    path: str | os.PathLike,
-    user_vectors: np.ndarray,
-    item_vectors: np.ndarray,
-    score: str = "cosine",
-) -> None:
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}")
-    save_npz(
-        path,
-        user_vectors=np.ascontiguousarray(user_vectors, dtype=np.float32),
-        item_vectors=np.ascontiguousarray(item_vectors, dtype=np.float32),
-        score=np.array(score),
-    )
-
-
-def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
-    data = load_npz(path)
-    return data["user_vectors"], data["item_vectors"], str(data["score"])
-
-
 def fit_skipgram_method(
     corpus_file: str | os.PathLike,
     *,
@@ -317,3 +296,43 @@ def fit_skipgram_method(
         )
     users, items = vectors(model)
     return users, items, saved_score, pl.DataFrame(curve)
+
+
+def fit_skipgram(data, settings: dict):
+    """The registry's fit of the skip-gram kinds on ``data.corpus``: users from their own walk
+    tokens (a kind on walks) or the mean of their items (on sequences); ``settings["trainer"]``
+    picks gensim or the one-table trainer, ``init: w2v`` starts from ``data.init``'s vectors."""
+    from mp2v4rec.config import SKIPGRAM_KEYS, shared_params
+    from mp2v4rec.kinds import kind_of
+
+    params = dict(settings)
+    kind, score = kind_of(params), params.pop("score")
+    trainer = params.pop("trainer", "gensim")
+    start = None
+    if params.pop("init", "random") == "w2v":
+        start = init_vectors(*load_embeddings(data.init)[:2])
+        log.info("starting from W2V vectors: %d tokens", len(start))
+    common = dict(
+        train=data.train,
+        valid=data.valid,
+        n_users=data.n_users,
+        n_items=data.n_items,
+        validation_k=data.validation_k,
+        workers=data.threads,
+    )
+    if trainer == "shared":
+        from mp2v4rec.shared_skipgram import fit_shared_method
+
+        users, items, curve = fit_shared_method(
+            data.corpus, **common, params=shared_params(params), score=score
+        )
+        return Embeddings(users, items, score, curve)
+    users, items, saved, curve = fit_skipgram_method(
+        data.corpus,
+        user_vectors_from="tokens" if kind.corpus == "walks" else "items",
+        **common,
+        params={k: params[k] for k in SKIPGRAM_KEYS},
+        score=score,
+        init=start,
+    )
+    return Embeddings(users, items, saved, curve)

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from mp2v4rec import protocols
 from mp2v4rec.beyond import beyond_accuracy
-from mp2v4rec.datasets.common import Prepared
+from mp2v4rec.datasets.common import SPLITS, Prepared, cold_mask
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import METRICS, per_user_metrics
 from mp2v4rec.recommend import (
@@ -32,7 +32,7 @@ from mp2v4rec.recommend import (
     split_recs,
 )
 from mp2v4rec.stats import COHORTS as ACTIVITY_COHORTS
-from mp2v4rec.stats import SUMMARY_SCHEMA, activity_cohorts, paired_test, summarise
+from mp2v4rec.stats import SUMMARY_SCHEMA, activity_cohorts, holm, paired_test, summarise
 
 COHORTS = ("all", *ACTIVITY_COHORTS, "cold")
 COLD_MODES = ("exclude", "include")
@@ -77,12 +77,10 @@ def for_users(truths: dict[str, pl.DataFrame], users: np.ndarray) -> dict[str, p
 
 
 def split_cold(truth: pl.DataFrame, train: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(warm, cold)`` rows of a held-out table: cold when the user or the item has no train
-    positive."""
-    warm_users = train.select(pl.col("user").unique())
-    warm_items = train.select(pl.col("item").unique())
-    warm = truth.join(warm_users, on="user", how="semi").join(warm_items, on="item", how="semi")
-    return warm, truth.join(warm, on=["user", "item"], how="anti")
+    """``(warm, cold)`` rows of a held-out table by the cold rule (``datasets.common.cold_mask``:
+    the user or the item has no train positive)."""
+    cold = cold_mask(truth, train)
+    return truth.filter(~cold), truth.filter(cold)
 
 
 def headline_truths(
@@ -98,7 +96,7 @@ def headline_truths(
 
 
 def split_lists(recs: pl.DataFrame, split: str) -> pl.DataFrame:
-    """The lists made for one held-out split (train and the other splits' pairs masked)."""
+    """The lists made for one held-out split (train masked; for test, validation too)."""
     if "split" not in recs.columns:
         raise InputError(
             f"recs table has no 'split' column (columns: {recs.columns}); it was written by an "
@@ -124,8 +122,9 @@ def score_split(
     evaluate rules compute it: ``(users, {metric: [n_users, len(ks)]})`` over the headline
     users of ``split`` among ``users``.
 
-    ``mask_other=False`` with ``cold="include"`` is the study's protocol (train items masked
-    only, cold pairs counted)."""
+    Validation lists mask train only, test lists train and validation; ``mask_other=False``
+    with ``cold="include"`` is the study's protocol (train items masked only, cold pairs
+    counted)."""
     held_out = {"valid": data.valid, "test": data.test}
     masks = held_out if mask_other else {split: held_out[split]}
     n_users, n_items = data.users.height, data.items.height
@@ -242,9 +241,11 @@ def paired_comparisons(
     split: str = "test",
     metrics: tuple[str, ...] = ("recall", "ndcg"),
     n_boot: int = 1000,
+    n_flips: int = 10_000,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """Every run against ``baseline`` on the same users: difference, bootstrap CI, p-values."""
+    """Every run against ``baseline`` on the same users: difference, bootstrap CI, sign-flip
+    p-value (``n_flips`` assignments) with its floor, and the paired t-test's."""
     rows = []
     base = per_user[baseline].filter(pl.col("split") == split)
     for run, frame in per_user.items():
@@ -256,7 +257,11 @@ def paired_comparisons(
         )
         for (metric, k), group in joined.group_by(["metric", "k"], maintain_order=True):
             test = paired_test(
-                group["value"].to_numpy(), group["value_base"].to_numpy(), n_boot=n_boot, seed=seed
+                group["value"].to_numpy(),
+                group["value_base"].to_numpy(),
+                n_boot=n_boot,
+                n_flips=n_flips,
+                seed=seed,
             )
             rows.append(
                 {
@@ -279,10 +284,13 @@ def summary_table(
     ks: list[int],
     select_k: int,
     n_boot: int = 1000,
+    n_flips: int = 10_000,
     seed: int = 0,
 ) -> tuple[pl.DataFrame, str]:
     """Headline test metrics of every run with CIs, and a paired test against the best
-    baseline, the baseline chosen by validation Recall@``select_k`` (never by test)."""
+    baseline, the baseline chosen by validation Recall@``select_k`` (never by test). The table
+    makes many comparisons, so ``p_holm`` adjusts the sign-flip p-values over all of them
+    (Holm); ``p_floor`` is the smallest p-value the test resolves."""
 
     def valid_recall(run):
         t = tables[run]
@@ -308,7 +316,9 @@ def summary_table(
             for run, t in tables.items()
         ]
     )
-    tests = paired_comparisons(per_user, best, n_boot=n_boot, seed=seed).select(
+    tests = paired_comparisons(per_user, best, n_boot=n_boot, n_flips=n_flips, seed=seed)
+    tests = tests.filter(pl.col("run") != best)
+    tests = tests.select(
         "run",
         "metric",
         "k",
@@ -316,6 +326,8 @@ def summary_table(
         pl.col("low").alias("diff_ci_low"),
         pl.col("high").alias("diff_ci_high"),
         pl.col("p_value"),
+        pl.Series("p_holm", holm(tests["p_value"].to_numpy())),
+        pl.col("p_floor"),
         pl.col("t_p_value"),
     )
     summary = headline.join(tests, on=["run", "metric", "k"], how="left").with_columns(
@@ -350,8 +362,9 @@ class _ProtocolData:
 def _protocol_data(train, held_out, block, users, splits, n_users, n_items, cold):
     held_out = for_users(held_out, users)
     graded_blocks = {}
-    for split in splits:  # the observed block without train pairs and the other splits' pairs
-        known = [train, *[t for s, t in held_out.items() if s != split]]
+    for split in splits:  # the observed block without train pairs and earlier splits' pairs
+        earlier = SPLITS[: SPLITS.index(split)]
+        known = [train, *[t for s, t in held_out.items() if s in earlier]]
         known = pl.concat([t.select("user", "item") for t in known])
         graded = block.join(known, on=["user", "item"], how="anti")
         graded_blocks[split] = split_cold(graded, train)[0] if cold == "exclude" else graded

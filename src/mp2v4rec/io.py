@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import numbers
 import os
 import sys
 import tempfile
@@ -26,6 +27,14 @@ os.umask(_UMASK)
 
 class InputError(ValueError):
     """Bad input data or configuration; the message says what, where and what to do."""
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int if it is an integer (not a bool) of at least ``minimum``; else an
+    InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 @contextlib.contextmanager

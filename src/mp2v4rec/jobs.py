@@ -13,18 +13,12 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from mp2v4rec.baselines.userknn import userknn_scorer
-from mp2v4rec.config import shared_params
-from mp2v4rec.embed import (
-    fit_skipgram_method,
-    init_vectors,
-    load_embeddings,
-    save_embeddings,
-)
 from mp2v4rec.evaluation import default_protocol, evaluate_run, for_users
 from mp2v4rec.graph import build_graph, load_graph, save_graph
 from mp2v4rec.io import count_rows, write_parquet, write_tsv
-from mp2v4rec.recommend import Scorer, embedding_scorer, merge_recs, split_recs, user_block
+from mp2v4rec.kinds import kind_of
+from mp2v4rec.models import Embeddings, FitData, describe_weights, load_embeddings, load_model
+from mp2v4rec.recommend import Scorer, merge_recs, split_recs, user_block
 from mp2v4rec.walks import write_walks
 
 log = logging.getLogger(__name__)
@@ -69,59 +63,46 @@ def walk_job(
     return stats
 
 
-def skipgram_job(
+def train_job(
     *,
-    corpus: PathLike,
+    settings: Mapping,
     train: PathLike,
-    valid: PathLike,
     user_table: PathLike,
     item_table: PathLike,
-    embeddings: PathLike,
-    curve: PathLike,
-    kind: str,
-    params: Mapping,
+    output: PathLike,
     validation: Mapping,
     threads: int,
+    valid: PathLike | None = None,
+    curve: PathLike | None = None,
+    corpus: PathLike | None = None,
     init: PathLike | None = None,
-) -> pl.DataFrame:
-    """Rules train_mp2v and train_w2v: skip-gram on walks (users from their own tokens) or on
-    watch sequences (users = mean of their items), best validation epoch kept; ``params``
-    (:func:`mp2v4rec.config.train_settings`) picks gensim or the shared-table trainer."""
-    params = dict(params)
-    score, trainer = params.pop("score"), params.pop("trainer", "gensim")
-    start = None
-    if params.pop("init", "random") == "w2v":
-        start = init_vectors(*load_embeddings(init)[:2])
-        log.info("starting from W2V vectors: %d tokens", len(start))
-    data = dict(
+):
+    """Rule train (every kind that stores a model): the kind's fit function (the registry's)
+    on the train split, the best validation epoch kept where the kind has a curve; the model
+    goes to ``output`` and the curve, if asked for, to ``curve`` (header only for kinds that
+    train in one step)."""
+    kind = kind_of(settings)
+    data = FitData(
         train=_read(train),
-        valid=_read(valid) if validation["keep_best_epoch"] else None,
         n_users=count_rows(user_table),
         n_items=count_rows(item_table),
+        valid=_read(valid) if valid is not None and validation["keep_best_epoch"] else None,
+        threads=threads,
         validation_k=validation["k"],
-        workers=threads,
+        corpus=corpus,
+        init=init,
     )
-    if trainer == "shared":
-        from mp2v4rec.shared_skipgram import fit_shared_method
-
-        users, items, epochs = fit_shared_method(
-            corpus, **data, params=shared_params(params), score=score
-        )
-        saved_score = score
+    log.info("fitting %s (%s) on %d train pairs", kind.name, kind.summary, data.train.height)
+    model = kind.fit_function()(data, dict(settings))
+    if isinstance(model, Embeddings):
+        for side, x in (("users", model.user_vectors), ("items", model.item_vectors)):
+            log.info("%s with a vector: %d/%d", side, int((x != 0).any(axis=1).sum()), len(x))
     else:
-        users, items, saved_score, epochs = fit_skipgram_method(
-            corpus,
-            user_vectors_from="tokens" if kind == "mp2v" else "items",
-            **data,
-            params=params,
-            score=score,
-            init=start,
-        )
-    log.info("users with a vector: %d/%d", int((users != 0).any(axis=1).sum()), len(users))
-    log.info("items with a vector: %d/%d", int((items != 0).any(axis=1).sum()), len(items))
-    save_embeddings(embeddings, users, items, saved_score)
-    write_tsv(epochs, curve)
-    return epochs
+        log.info("item-item weights: %s", describe_weights(model.weights))
+    model.save(output)
+    if curve is not None:
+        write_tsv(model.curve if model.curve is not None else pl.DataFrame(), curve)
+    return model
 
 
 def _recommend(
@@ -158,30 +139,27 @@ def _recommend(
     return {"users": int(users.size), "rows": recs.height}
 
 
-def recommend_job(*, embeddings: PathLike, train: PathLike, **job) -> dict:
-    """Rule recommend: one block of the evaluated users, one list per split (train items and the
-    other splits' positives masked; the popularity fallback for users without train positives).
-    ``job``: evaluated, held_out, output, k, mask_seen, chunk_size, block, n_blocks, splits."""
-    user_vectors, item_vectors, score = load_embeddings(embeddings)
-    scorer = embedding_scorer(user_vectors, item_vectors, score=score)
-    log.info("scoring by %s", score)
-    n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
-    return _recommend(scorer, train=_read(train), n_users=n_users, n_items=n_items, **job)
-
-
-def recommend_userknn_job(
+def recommend_job(
     *,
+    settings: Mapping,
     train: PathLike,
     user_table: PathLike,
     item_table: PathLike,
-    k_neighbors: int,
-    weighted: bool,
+    model: PathLike | None = None,
     **job,
 ) -> dict:
-    """Rule recommend_userknn: as :func:`recommend_job`, scored by user-user neighbours."""
+    """Rule recommend: one block of the evaluated users, one list per split (train items
+    masked, and for the test list the validation positives; the popularity fallback for users
+    without train positives), scored by the method's model (its kind's type, read from
+    ``model``; UserKNN fits from train). ``job``: evaluated, held_out, output, k, mask_seen,
+    chunk_size, block, n_blocks, splits."""
+    kind = kind_of(settings)
+    fitted = load_model(kind.model, model, settings)
     n_users, n_items = count_rows(user_table), count_rows(item_table)
     frame = _read(train)
-    scorer = userknn_scorer(frame, n_users, n_items, k_neighbors=k_neighbors, weighted=weighted)
+    log.info("scoring by %s (%s)", kind.name, getattr(fitted, "score", kind.model))
+    job["chunk_size"] = getattr(fitted, "chunk_size", job["chunk_size"])
+    scorer = fitted.scorer(frame, n_users, n_items)
     return _recommend(scorer, train=frame, n_users=n_users, n_items=n_items, **job)
 
 
@@ -212,7 +190,7 @@ def evaluate_job(
     reference: PathLike | None = None,
 ) -> pl.DataFrame:
     """Rule evaluate: accuracy and beyond-accuracy per split and cohort with bootstrap CIs."""
-    item_vectors, score = None, "neighbours"  # UserKNN scores lists without embeddings
+    item_vectors, score = None, "neighbours"  # kinds without vectors: lists only
     if embeddings is not None:
         _, item_vectors, score = load_embeddings(embeddings)
     reference_vectors = None if reference is None else load_embeddings(reference)[1]

@@ -23,25 +23,30 @@ watch-ratio gains) and :func:`block_auc` (AUC and GAUC against observed negative
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from mp2v4rec.arrays import pair_keys, split_pair_keys
 from mp2v4rec.io import InputError
 from mp2v4rec.metrics import _check_ks, _columns, accuracy_metrics
 from mp2v4rec.recommend import (
     SCORES,
+    Fallback,
     _as_vectors,
-    _normalise,
     check_item_bias,
+    normalise,
     popularity_fallback,
+    rank_users,
     recommend_top_k,
     recs_frame,
     seen_matrix,
 )
 
+log = logging.getLogger(__name__)
 CANDIDATE_SETS = ("all", "block", "sampled")
 SCORE_FUNCTIONS = ("cosine", "dot", "popblend")
 BLEND_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -102,7 +107,7 @@ def score_items(
     cols = np.arange(V.shape[0]) if items is None else np.asarray(items, dtype=np.int64)
     V = V[cols]
     if score == "cosine":
-        U, V = _normalise(U), _normalise(V)
+        U, V = normalise(U), normalise(V)
     S = U @ V.T
     if item_bias is not None:
         S += check_item_bias(item_bias, np.shape(item_vectors)[0])[cols]
@@ -278,7 +283,7 @@ def sampled_ranks(
     U = _as_vectors(user_vectors, "user_vectors")
     V = _as_vectors(item_vectors, "item_vectors")
     if score == "cosine":
-        U, V = _normalise(U), _normalise(V)
+        U, V = normalise(U), normalise(V)
     users, positives = np.asarray(users, np.int64), np.asarray(positives, np.int64)
     negatives = np.asarray(negatives, np.int64)
     if negatives.ndim != 2 or negatives.shape[0] != users.size or positives.size != users.size:
@@ -502,3 +507,88 @@ def block_auc(
         "n_positives": int(pos.sum()),
         "n_negatives": int((~pos).sum()),
     }
+
+
+# ---- seeded continuation --------------------------------------------------------------------
+
+
+def last_items(train: pl.DataFrame, users: np.ndarray, s: int) -> pl.DataFrame:
+    """Each user's last ``s`` train items by time (``user, item``); equal timestamps are ordered
+    by item index and a missing timestamp counts as the oldest."""
+    if s < 1:
+        raise InputError(f"serve.seed_items must be >= 1, got {s}")
+    keep = pl.Series(np.asarray(users, dtype=np.int32)).implode()
+    return (
+        train.filter(pl.col("user").is_in(keep))
+        .sort(["user", "timestamp", "item"], nulls_last=False)
+        .group_by("user", maintain_order=True)
+        .tail(s)
+        .select("user", "item")
+    )
+
+
+def seeded_lists(
+    model,
+    train: pl.DataFrame,
+    users: np.ndarray,
+    *,
+    n_users: int,
+    n_items: int,
+    seed_items: int,
+    k: int,
+    exclude: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The continuation of every user's last ``seed_items`` train items, top ``k`` (user, rank,
+    item, score), the user's train items (seeds included) and the pairs of ``exclude`` (the
+    validation positives, when scoring test) excluded.
+
+    The seeds are scored by the model's ``seed_scorer`` (:mod:`mp2v4rec.models`: the mean of
+    their vectors for embeddings, ``seeds @ W`` for item-item weights). Users without a usable
+    query (no train items, or only seeds the model never saw) get the popularity list;
+    ``model=None`` gives everyone the popularity list (the reference line). Returns the lists
+    and the number of users per source.
+    """
+    users = np.unique(np.asarray(users, dtype=np.int64))
+    k = int(min(k, n_items))
+    popularity = popularity_fallback(train, n_users, n_items).scores
+    if model is None:  # the reference line: everyone on the popularity list
+        by_model = np.zeros(users.size, dtype=bool)
+        scorer = lambda rows: np.zeros((len(rows), n_items), np.float32)  # noqa: E731
+    else:
+        seeds = last_items(train, users, seed_items)
+        rows = np.searchsorted(users, seeds["user"].to_numpy())
+        ones = np.ones(rows.size, dtype=np.float32)
+        seed_rows = sp.csr_matrix((ones, (rows, seeds["item"].to_numpy())), (users.size, n_items))
+        scorer, by_model = model.seed_scorer(seed_rows)
+    known = train if exclude is None else pl.concat([train, exclude.select(train.columns)])
+    seen = seen_matrix(known, n_users, n_items)[users]  # rows follow users
+    ((items, vals),) = rank_users(
+        scorer,
+        np.arange(users.size),
+        users.size,
+        n_items,
+        k=k,
+        seen=seen,
+        fallback=Fallback(users=~by_model, scores=popularity),
+    )
+    counts = {"users": int(users.size), "by_model": int(by_model.sum())}
+    counts["by_popularity"] = counts["users"] - counts["by_model"]
+    log.info("seeded lists: %s", counts)
+    return recs_frame(users, items, vals).sort("user", "rank"), counts
+
+
+def seeded_table(
+    recs: pl.DataFrame, truth: pl.DataFrame, ks: list[int], *, n_boot: int = 1000, seed: int = 0
+) -> pl.DataFrame:
+    """Recall, NDCG, precision and hit rate at ``ks`` of the continuations against the held-out
+    items, with bootstrap CIs over users, in ``evaluation.METRICS_SCHEMA`` plus
+    ``protocol = "seeded"`` (split ``test``, cohort ``all``)."""
+    from mp2v4rec.metrics import per_user_metrics
+    from mp2v4rec.stats import SUMMARY_SCHEMA, summarise
+
+    users, per_user = per_user_metrics(recs, truth, ks)
+    if users.size == 0:
+        raise InputError("the test table has no rows for the evaluated users: nothing to score")
+    table = summarise(per_user, list(ks), n_boot=n_boot, seed=seed)
+    table = table.with_columns(split=pl.lit("test"), cohort=pl.lit("all"))
+    return table.select("split", "cohort", *SUMMARY_SCHEMA).with_columns(protocol=pl.lit("seeded"))

@@ -9,8 +9,10 @@ number of users, with ``rows = min(chunk_size, MAX_CHUNK_CELLS // n_items)`` (at
 however large the catalogue.
 
 The evaluation's lists (:func:`split_recs`) are made per held-out split: the list a user gets
-for the test split masks their train items *and* their validation positives (and vice versa),
-since a known positive in a slot can only count as a miss. Users without any train positive get
+for the validation split masks their train items, the one for the test split their train items
+*and* their validation positives (known history by test time: a known positive in a slot could
+only count as a miss). Validation lists never depend on test labels, so selecting on them is
+blind to test. Users without any train positive get
 the popularity list (:func:`popularity_fallback`) from every method.
 """
 
@@ -24,7 +26,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from mp2v4rec.io import InputError
+from mp2v4rec.datasets.common import SPLITS
+from mp2v4rec.io import InputError, check_int
 from mp2v4rec.topk import select_top_k
 
 log = logging.getLogger(__name__)
@@ -75,37 +78,11 @@ def _as_vectors(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows; zero rows stay zero (their cosine with anything is 0, not NaN)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1
     return x / norms
-
-
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` columns of every row, best first; equal scores ordered by lower column."""
-    n = scores.shape[1]
-    if k < n:
-        idx = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-    else:
-        idx = np.broadcast_to(np.arange(n), scores.shape).copy()
-    vals = np.take_along_axis(scores, idx, axis=1)
-    if k < n:
-        # argpartition cuts ties at the k-th score arbitrarily: redo the rows where the tied
-        # scores do not all fit, taking the lowest tied columns. Rows cut inside the -inf
-        # (masked) block are skipped: those slots are padding anyway.
-        kth = vals.min(axis=1)
-        n_ge = np.count_nonzero(scores >= kth[:, None], axis=1)
-        amb = np.flatnonzero((n_ge > k) & (kth > -np.inf))
-        if amb.size:
-            sub, t = scores[amb], kth[amb, None]
-            gt, eq = sub > t, sub == t
-            need = k - np.count_nonzero(gt, axis=1)
-            keep = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
-            idx[amb] = np.nonzero(keep)[1].reshape(amb.size, k)
-            vals[amb] = np.take_along_axis(sub, idx[amb], axis=1)
-    order = np.lexsort((idx, -vals), axis=1)  # primary: score descending; then column ascending
-    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
 def check_users(users, n_users: int) -> np.ndarray:
@@ -153,14 +130,18 @@ def popularity_fallback(train: pl.DataFrame, n_users: int, n_items: int) -> Fall
 def held_out_masks(
     held_out: Mapping[str, pl.DataFrame], splits: Sequence[str], n_users: int, n_items: int
 ) -> dict[str, sp.csr_matrix | None]:
-    """For each of ``splits``, the pairs of the *other* held-out splits: known positives that
-    must not take a slot in that split's lists (None when there is no other split)."""
+    """For each of ``splits``, the pairs of the held-out splits that come *before* it in time
+    (``SPLITS``: validation, then test): known positives that must not take a slot in its lists.
+    Validation lists mask nothing here (train only), test lists mask the validation positives,
+    which are known history by the time one tests; no list ever depends on a later split's
+    labels, so selection on validation never reads a test label (None: nothing to mask)."""
     masks = {}
     for split in splits:
-        if split not in held_out:
+        if split not in held_out or split not in SPLITS:
             raise InputError(f"no held-out table for split {split!r} (have {list(held_out)})")
-        others = [t.select("user", "item") for s, t in held_out.items() if s != split]
-        masks[split] = seen_matrix(pl.concat(others), n_users, n_items) if others else None
+        earlier = SPLITS[: SPLITS.index(split)]
+        known = [held_out[s].select("user", "item") for s in earlier if s in held_out]
+        masks[split] = seen_matrix(pl.concat(known), n_users, n_items) if known else None
     return masks
 
 
@@ -194,12 +175,12 @@ def embedding_scorer(
         bias = None if bias is None else bias[candidates]
     unknown = np.flatnonzero(~V.any(axis=1))
     if score == "cosine":
-        V = _normalise(V)
+        V = normalise(V)
     VT = np.ascontiguousarray(V.T)
 
     def scores(users: np.ndarray) -> np.ndarray:
         Uc = U[users]
-        S = (_normalise(Uc) if score == "cosine" else Uc) @ VT  # float32 [users, columns]
+        S = (normalise(Uc) if score == "cosine" else Uc) @ VT  # float32 [users, columns]
         if bias is not None:
             S += bias
         S[:, unknown] = -np.inf
@@ -220,12 +201,6 @@ def check_candidates(candidates, n_items: int) -> np.ndarray:
         bad = int(cols[0] if cols[0] < 0 else cols[-1])
         raise InputError(f"candidate item {bad} is outside the {n_items} items")
     return cols
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_mask(mask, n_users: int, n_items: int, name: str) -> sp.csr_matrix | None:
@@ -275,12 +250,12 @@ def rank_users(
     ranked by ``fallback.scores`` instead of ``scorer``. ``candidates`` (sorted distinct item
     indices, the scorer's columns) restricts the lists to those items.
     """
-    k = _check_positive_int("recommend.k", k)
+    k = check_int("recommend.k", k)
     if k > n_items:
         raise InputError(
             f"recommend.k = {k} exceeds the catalogue size ({n_items} items); lower recommend.k"
         )
-    chunk_size = _check_positive_int("chunk_size", chunk_size)
+    chunk_size = check_int("chunk_size", chunk_size)
     users = check_users(users, n_users)
     seen = _check_mask(seen, n_users, n_items, "seen")
     exclude = [_check_mask(m, n_users, n_items, "exclude") for m in exclude]
@@ -378,9 +353,10 @@ def split_recs(
     chunk_size: int = 2048,
 ) -> pl.DataFrame:
     """Every user's list for each of ``splits`` as one table (split, user, rank, item, score):
-    with ``mask_seen``, the train items and the pairs of the other ``held_out`` splits are
-    masked (a known positive never takes a slot); users without train positives get the
-    popularity fallback (:func:`popularity_fallback`), whatever the method."""
+    with ``mask_seen``, the train items are masked, and in the test lists the validation
+    positives too (:func:`held_out_masks`: validation lists never depend on test labels);
+    users without train positives get the popularity fallback (:func:`popularity_fallback`),
+    whatever the method."""
     seen = seen_matrix(train, n_users, n_items) if mask_seen else None
     if mask_seen:
         masks = held_out_masks(held_out, splits, n_users, n_items)

@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ from mp2v4rec.io import InputError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ("mp2v", "rmp2v", "w2v")
 SCORES = ("cosine", "dot")
 FILES = {
     "neighbours": "item_neighbours.parquet",
@@ -71,34 +71,6 @@ USER_RECS_SCHEMA = {
     "score": pl.Float32,
     "fallback": pl.Boolean,
 }
-
-
-# --- configuration ---------------------------------------------------------------------------
-
-
-def serve_methods(config: Mapping[str, Any]) -> list[str]:
-    """The methods the serve stage builds: ``serve.methods``, or by default those of
-    mp2v, rmp2v and w2v that are configured."""
-    listed = config["serve"]["methods"]
-    if listed is None:
-        return [m for m in DEFAULT_METHODS if m in config["methods"]]
-    return list(listed)
-
-
-def check_serve_config(config: Mapping[str, Any]) -> None:
-    """Every method under ``serve.methods`` must be configured and have embeddings."""
-    for method in serve_methods(config):
-        if method not in config["methods"]:
-            raise InputError(
-                f"config key serve.methods: {method!r} is not a configured method "
-                f"({sorted(config['methods'])}); list methods defined under methods."
-            )
-        if config["methods"][method]["kind"] == "userknn":
-            with_vectors = sorted(m for m, s in config["methods"].items() if s["kind"] != "userknn")
-            raise InputError(
-                f"config key serve.methods: {method!r} (kind userknn) has no embeddings to "
-                f"serve; methods with embeddings are {with_vectors}."
-            )
 
 
 # --- vectors ---------------------------------------------------------------------------------
@@ -582,16 +554,143 @@ def with_raw_ids(recs: pl.DataFrame, user_raw: np.ndarray, item_raw: np.ndarray)
     ).select(list(USER_RECS_SCHEMA))
 
 
+@contextmanager
+def _staging(outdir: Path):
+    """A temporary folder beside ``outdir`` that replaces it when the block succeeds (a failed
+    job leaves nothing), with the usual permissions."""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700
+    try:
+        yield tmp
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _ann_index(tmp: Path, item_vectors, score, neighbours, ann: Mapping, threads: int):
+    """Build, measure and write the IVF index; returns it, its nprobe and its summary."""
+    index, info = build_ann(
+        item_vectors,
+        score,
+        nlist=ann.get("nlist"),
+        train_points=ann.get("train_points", 64),
+        seed=ann.get("seed", 0),
+        threads=threads,
+    )
+    log.info("ann index: %s", info)
+    info |= measure_ann(
+        index,
+        item_vectors,
+        score,
+        n=neighbours,
+        queries=ann.get("queries", 1000),
+        target_recall=ann.get("target_recall", 0.95),
+        nprobe=ann.get("nprobe"),
+        seed=ann.get("seed", 0),
+    )
+    write_index(index, tmp / FILES["index"])
+    info["index_bytes"] = int((tmp / FILES["index"]).stat().st_size)
+    info["threads"] = int(threads)
+    (tmp / FILES["ann"]).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    log.info("ann measured: %s", info)
+    return index, info["nprobe"], {key: info[key] for key in ("nlist", "nprobe", "recall", "n")}
+
+
+def _write_tables(tmp: Path, neighbour_lists, user_lists, user_raw, item_raw) -> dict:
+    """Write the neighbour and user-list tables block by block; returns the users counts."""
+    neighbour_file = _ParquetParts(tmp / FILES["neighbours"], NEIGHBOUR_SCHEMA)
+    for rows, idx, vals in neighbour_lists:
+        neighbour_file.write(neighbours_frame(rows, idx, vals, item_raw))
+    neighbour_file.close()
+    recs_file = _ParquetParts(tmp / FILES["user_recs"], USER_RECS_SCHEMA)
+    served = fallback = 0
+    for recs in user_lists:
+        recs_file.write(with_raw_ids(recs, user_raw, item_raw))
+        served += recs["user"].n_unique()
+        fallback += recs.filter(pl.col("fallback"))["user"].n_unique()
+    recs_file.close()
+    return {"users_served": int(served), "users_fallback": int(fallback)}
+
+
+def _write_vectors(tmp: Path, user_vectors, item_vectors, user_raw, item_raw) -> None:
+    vectors_frame("item", item_raw, item_vectors).write_parquet(tmp / FILES["item_vectors"])
+    vectors_frame("user", user_raw, user_vectors).write_parquet(tmp / FILES["user_vectors"])
+    for name, raw, vectors in (
+        ("item_w2v", item_raw, item_vectors),
+        ("user_w2v", user_raw, user_vectors),
+    ):
+        rows = nonzero_rows(vectors)
+        write_word2vec(tmp / FILES[name], [str(r) for r in raw[rows]], vectors[rows])
+
+
+def _serve_vectors(tmp, model, train, meta, *, neighbours, k, exact_max_items, ann, threads):
+    """An embedding model's artefacts: neighbours and user lists (exact or through an ANN
+    index), the vectors in parquet and word2vec formats."""
+    _check_score(model.score)
+    item_vectors = model.item_vectors
+    present = nonzero_rows(item_vectors)
+    mode = "exact" if present.size <= exact_max_items else "ann"
+    meta |= {"items_with_vectors": int(present.size), "dim": int(item_vectors.shape[1])}
+    meta |= {"search": mode, "vectors": True}
+    index, nprobe = None, 1
+    if mode == "ann":
+        index, nprobe, meta["ann"] = _ann_index(
+            tmp, item_vectors, model.score, neighbours, dict(ann or {}), threads
+        )
+    neighbour_lists = iter_neighbours(
+        item_vectors, neighbours, model.score, index=index, nprobe=nprobe
+    )
+    user_lists = iter_user_recommendations(
+        model.user_vectors, item_vectors, model.score, train, k, index=index, nprobe=nprobe
+    )
+    meta |= _write_tables(tmp, neighbour_lists, user_lists, meta["user_raw"], meta["item_raw"])
+    _write_vectors(tmp, model.user_vectors, item_vectors, meta["user_raw"], meta["item_raw"])
+
+
+def _serve_item_item(tmp, model, train, meta, *, neighbours, k, **_):
+    """An item-item model's artefacts: its weights' rows as neighbour lists, the users' lists
+    by ``history @ W`` (exact: the weights are the index); no vectors to export."""
+    from mp2v4rec.recommend import rank_users, recs_frame, seen_matrix
+
+    n_users, n_items = meta["n_users"], meta["n_items"]
+    warm = np.flatnonzero(np.bincount(train["item"].to_numpy(), minlength=n_items) > 0)
+    n = int(min(neighbours, max(warm.size - 1, 0)))
+    meta |= {"items_with_vectors": int(warm.size), "search": "exact", "vectors": False}
+
+    def neighbour_lists(block=1 << 12):
+        for start in range(0, warm.size, block):
+            rows = warm[start : start + block]
+            yield (rows, *model.neighbours(rows, n))
+
+    def user_lists(block=1 << 14):
+        seen = seen_matrix(train, n_users, n_items)
+        scorer = model.scorer(train, n_users, n_items)
+        users = np.unique(train["user"].to_numpy()).astype(np.int64)
+        for start in range(0, users.size, block):
+            chunk = users[start : start + block]
+            ((items, scores),) = rank_users(scorer, chunk, n_users, n_items, k=k, seen=seen)
+            yield recs_frame(chunk, items, scores).with_columns(fallback=pl.lit(False))
+
+    meta |= _write_tables(tmp, neighbour_lists(), user_lists(), meta["user_raw"], meta["item_raw"])
+
+
 def build_serve(
     outdir: str | os.PathLike,
     *,
     method: str,
-    user_vectors: np.ndarray,
-    item_vectors: np.ndarray,
-    score: str,
     users: pl.DataFrame,
     items: pl.DataFrame,
     train: pl.DataFrame,
+    model=None,
+    user_vectors: np.ndarray | None = None,
+    item_vectors: np.ndarray | None = None,
+    score: str | None = None,
     neighbours: int = 50,
     k: int = 100,
     exact_max_items: int = 200_000,
@@ -599,102 +698,52 @@ def build_serve(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Write every serving artefact of one method into ``outdir`` (built in a temporary folder
-    beside it and renamed, so a failed job leaves nothing). Returns the ``serve.json`` record."""
-    _check_score(score)
-    ann = dict(ann or {})
-    n_users, n_items = user_vectors.shape[0], item_vectors.shape[0]
+    beside it and renamed, so a failed job leaves nothing). ``model``: a
+    :mod:`mp2v4rec.models` model (or ``user_vectors``, ``item_vectors`` and ``score``).
+    Returns the ``serve.json`` record."""
+    from mp2v4rec.models import Embeddings
+
+    model = model or Embeddings(user_vectors, item_vectors, score)
+    n_users = model.user_vectors.shape[0] if model.model == "embeddings" else users.height
+    n_items = model.item_vectors.shape[0] if model.model == "embeddings" else model.n_items
     if users.height != n_users or items.height != n_items:
         raise InputError(
-            f"the embeddings hold {n_users} users x {n_items} items but users.parquet has "
+            f"the model holds {n_users} users x {n_items} items but users.parquet has "
             f"{users.height} rows and items.parquet {items.height}: they come from different "
             "preprocess runs; re-run the workflow"
         )
-    user_raw = users.sort("user")["raw_id"].to_numpy()
-    item_raw = items.sort("item")["raw_id"].to_numpy()
-    outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; outputs get the usual permissions
-    try:
-        started = time.perf_counter()
-        present = nonzero_rows(item_vectors)
-        mode = "exact" if present.size <= exact_max_items else "ann"
-        meta: dict[str, Any] = {
-            "method": method,
-            "score": score,
-            "n_items": int(n_items),
-            "n_users": int(n_users),
-            "items_with_vectors": int(present.size),
-            "dim": int(item_vectors.shape[1]),
-            "neighbours": int(neighbours),
-            "k": int(min(k, n_items)),
-            "search": mode,
-            "exact_max_items": int(exact_max_items),
-            "files": dict(FILES),
-        }
-        index, nprobe = None, 1
-        if mode == "ann":
-            index, info = build_ann(
-                item_vectors,
-                score,
-                nlist=ann.get("nlist"),
-                train_points=ann.get("train_points", 64),
-                seed=ann.get("seed", 0),
-                threads=threads,
-            )
-            log.info("ann index: %s", info)
-            info |= measure_ann(
-                index,
-                item_vectors,
-                score,
-                n=neighbours,
-                queries=ann.get("queries", 1000),
-                target_recall=ann.get("target_recall", 0.95),
-                nprobe=ann.get("nprobe"),
-                seed=ann.get("seed", 0),
-            )
-            write_index(index, tmp / FILES["index"])
-            info["index_bytes"] = int((tmp / FILES["index"]).stat().st_size)
-            info["threads"] = int(threads)
-            nprobe = info["nprobe"]
-            (tmp / FILES["ann"]).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-            meta["ann"] = {key: info[key] for key in ("nlist", "nprobe", "recall", "n")}
-            log.info("ann measured: %s", info)
-        neighbour_file = _ParquetParts(tmp / FILES["neighbours"], NEIGHBOUR_SCHEMA)
-        for rows, idx, vals in iter_neighbours(
-            item_vectors, neighbours, score, index=index, nprobe=nprobe
-        ):
-            neighbour_file.write(neighbours_frame(rows, idx, vals, item_raw))
-        neighbour_file.close()
-        log.info("item neighbours written (%s, %.1f s)", mode, time.perf_counter() - started)
-        recs_file = _ParquetParts(tmp / FILES["user_recs"], USER_RECS_SCHEMA)
-        served = fallback = 0
-        for recs in iter_user_recommendations(
-            user_vectors, item_vectors, score, train, k, index=index, nprobe=nprobe
-        ):
-            recs_file.write(with_raw_ids(recs, user_raw, item_raw))
-            served += recs["user"].n_unique()
-            fallback += recs.filter(pl.col("fallback"))["user"].n_unique()
-        recs_file.close()
-        meta["users_served"], meta["users_fallback"] = int(served), int(fallback)
-        vectors_frame("item", item_raw, item_vectors).write_parquet(tmp / FILES["item_vectors"])
-        vectors_frame("user", user_raw, user_vectors).write_parquet(tmp / FILES["user_vectors"])
-        for name, raw, vectors in (
-            ("item_w2v", item_raw, item_vectors),
-            ("user_w2v", user_raw, user_vectors),
-        ):
-            rows = nonzero_rows(vectors)
-            write_word2vec(tmp / FILES[name], [str(r) for r in raw[rows]], vectors[rows])
+    started = time.perf_counter()
+    meta: dict[str, Any] = {
+        "method": method,
+        "model": model.model,
+        "score": getattr(model, "score", "item_item"),
+        "n_items": int(n_items),
+        "n_users": int(n_users),
+        "neighbours": int(neighbours),
+        "k": int(min(k, n_items)),
+        "exact_max_items": int(exact_max_items),
+        "user_raw": users.sort("user")["raw_id"].to_numpy(),
+        "item_raw": items.sort("item")["raw_id"].to_numpy(),
+    }
+    write = _serve_vectors if model.model == "embeddings" else _serve_item_item
+    with _staging(Path(outdir)) as tmp:
+        write(
+            tmp,
+            model,
+            train,
+            meta,
+            neighbours=neighbours,
+            k=meta["k"],
+            exact_max_items=exact_max_items,
+            ann=ann,
+            threads=threads,
+        )
+        del meta["user_raw"], meta["item_raw"]
+        present = [key for key, name in FILES.items() if (tmp / name).exists()]
+        meta["files"] = {key: FILES[key] for key in present}
         meta["seconds"] = time.perf_counter() - started
         (tmp / FILES["meta"]).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        os.replace(tmp, outdir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    log.info("served %s in %.1f s", method, meta["seconds"])
     return meta
 
 
@@ -757,95 +806,3 @@ def mean_pairwise_similarity(vectors: np.ndarray) -> float:
         return float("nan")
     s = v @ v.T
     return float((s.sum() - np.trace(s)) / (m * (m - 1)))
-
-
-# --- seed-based evaluation -------------------------------------------------------------------
-
-
-def last_items(train: pl.DataFrame, users: np.ndarray, s: int) -> pl.DataFrame:
-    """Each user's last ``s`` train items by time (``user, item``); equal timestamps are ordered
-    by item index and a missing timestamp counts as the oldest."""
-    if s < 1:
-        raise InputError(f"serve.seed_items must be >= 1, got {s}")
-    keep = pl.Series(np.asarray(users, dtype=np.int32)).implode()
-    return (
-        train.filter(pl.col("user").is_in(keep))
-        .sort(["user", "timestamp", "item"], nulls_last=False)
-        .group_by("user", maintain_order=True)
-        .tail(s)
-        .select("user", "item")
-    )
-
-
-def seeded_lists(
-    item_vectors: np.ndarray | None,
-    score: str | None,
-    train: pl.DataFrame,
-    users: np.ndarray,
-    *,
-    n_users: int,
-    n_items: int,
-    seed_items: int,
-    k: int,
-    exclude: pl.DataFrame | None = None,
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The continuation of every user's last ``seed_items`` train items, top ``k`` (user, rank,
-    item, score), the user's train items (seeds included) and the pairs of ``exclude`` (the
-    validation positives, when scoring test) excluded.
-
-    The query is ``seed_query`` of the seeds, scored against every item by the method's score.
-    Users without a usable query (no train items, or only zero-vector seeds) get the popularity
-    list; ``item_vectors=None`` gives everyone the popularity list (the reference line).
-    Returns the lists and the number of users per source.
-    """
-    from mp2v4rec.recommend import (
-        Fallback,
-        popularity_fallback,
-        recommend_top_k,
-        recs_frame,
-        seen_matrix,
-    )
-
-    users = np.unique(np.asarray(users, dtype=np.int64))
-    k = int(min(k, n_items))
-    Q = np.zeros((users.size, 1 if item_vectors is None else item_vectors.shape[1]), np.float32)
-    if item_vectors is not None:
-        seeds = last_items(train, users, seed_items)
-        row_of = np.searchsorted(users, seeds["user"].to_numpy())
-        sums = np.zeros(Q.shape, dtype=np.float64)
-        np.add.at(sums, row_of, in_space(item_vectors, score)[seeds["item"].to_numpy()])
-        Q = (sums / np.maximum(np.bincount(row_of, minlength=users.size), 1)[:, None]).astype(
-            np.float32
-        )
-    else:  # the reference line: everyone on the popularity list
-        item_vectors, score = np.zeros((n_items, 1), np.float32), "dot"
-    # users without a usable query get the popularity list (the evaluation's fallback)
-    by_model = np.any(Q != 0, axis=1)
-    fallback = Fallback(users=~by_model, scores=popularity_fallback(train, n_users, n_items).scores)
-    known = train if exclude is None else pl.concat([train, exclude.select(train.columns)])
-    seen = seen_matrix(known, n_users, n_items)[users]  # rows follow Q
-    items, vals = recommend_top_k(
-        Q, item_vectors, np.arange(users.size), k=k, score=score, seen=seen, fallback=fallback
-    )
-    counts = {"users": int(users.size), "by_model": int(by_model.sum())}
-    counts["by_popularity"] = counts["users"] - counts["by_model"]
-    log.info("seeded lists: %s", counts)
-    return recs_frame(users, items, vals).sort("user", "rank"), counts
-
-
-def seeded_table(
-    recs: pl.DataFrame, truth: pl.DataFrame, ks: list[int], *, n_boot: int = 1000, seed: int = 0
-) -> pl.DataFrame:
-    """Recall, NDCG, precision and hit rate at ``ks`` of the continuations against the held-out
-    items, with bootstrap CIs over users, in ``evaluation.METRICS_SCHEMA`` plus
-    ``protocol = "seeded"`` (split ``test``, cohort ``all``)."""
-    from mp2v4rec.evaluation import METRICS_SCHEMA
-    from mp2v4rec.metrics import per_user_metrics
-    from mp2v4rec.stats import summarise
-
-    users, per_user = per_user_metrics(recs, truth, ks)
-    if users.size == 0:
-        raise InputError("the test table has no rows for the evaluated users: nothing to score")
-    table = summarise(per_user, list(ks), n_boot=n_boot, seed=seed)
-    table = table.with_columns(split=pl.lit("test"), cohort=pl.lit("all"))
-    return table.select(list(METRICS_SCHEMA)).with_columns(protocol=pl.lit("seeded"))

@@ -81,7 +81,7 @@ import numpy as np
 import polars as pl
 from numba import njit, prange
 
-from mp2v4rec.io import InputError
+from mp2v4rec.io import InputError, check_int
 from mp2v4rec.walks import _GOLD, _LOW32, _S32, _alias_table, _mix, _Threads
 
 OPTIMIZERS = ("adam", "sgd")
@@ -252,8 +252,8 @@ def read_corpus(path: str | os.PathLike, n_users: int, n_items: int) -> Corpus:
     Empty lines are skipped. Raises InputError naming the line and token of the first token
     that is not ``u{index}``/``i{index}`` with the index in range.
     """
-    _check_int("n_users", n_users, 0)
-    _check_int("n_items", n_items, 0)
+    check_int("n_users", n_users, 0)
+    check_int("n_items", n_items, 0)
     if n_users + n_items >= 2**31:
         raise InputError(f"n_users + n_items = {n_users + n_items} does not fit int32 node ids")
     try:
@@ -605,11 +605,6 @@ def _epoch_kernel(
         chunk_pairs[ch] = pairs
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def _check_number(name: str, value, minimum: float, strict: bool) -> None:
     ok = (
         isinstance(value, numbers.Real)
@@ -633,8 +628,8 @@ def check_params(params: dict) -> None:
             f"expected exactly {list(PARAM_KEYS)}"
         )
     for key, minimum in (("dim", 1), ("window", 1), ("negative", 1), ("epochs", 1)):
-        _check_int(key, params[key], minimum)
-    _check_int("seed", params["seed"], -(2**63))
+        check_int(key, params[key], minimum)
+    check_int("seed", params["seed"], -(2**63))
     if not isinstance(params["typed"], bool | np.bool_):
         raise InputError(f"typed must be true or false, got {params['typed']!r}")
     _check_number("ns_exponent", params["ns_exponent"], -math.inf, strict=True)
@@ -648,6 +643,89 @@ def check_params(params: dict) -> None:
             "learning rate decays from alpha to min_alpha (equal values keep it constant)"
         )
     _check_number("init_std", params["init_std"], 0.0, strict=True)
+
+
+def _start(corpus: Corpus, params: dict):
+    """The negative sampler and the initial rows (normal, std ``init_std``; zero for nodes
+    absent from the corpus), with Adam's moments beside them when asked for."""
+    freq = corpus.frequencies()
+    present = freq > 0
+    sampler = NegativeSampler.build(
+        freq, corpus.n_users, typed=params["typed"], ns_exponent=params["ns_exponent"]
+    )
+    rng = np.random.default_rng(params["seed"] & 0xFFFFFFFFFFFFFFFF)
+    emb = rng.standard_normal((corpus.n_nodes, params["dim"]), dtype=np.float32)
+    emb *= np.float32(params["init_std"])
+    emb[~present] = 0.0
+    return sampler, _rows(emb, params["optimizer"] == "adam")
+
+
+def _log_start(corpus: Corpus, params: dict, threads: int) -> None:
+    present = corpus.frequencies() > 0
+    log.info(
+        "shared skip-gram: %d walks, %d tokens, %d/%d users and %d/%d items in the corpus, "
+        "%d pairs per epoch; dim %d, window %d, negative %d (%s, ns_exponent %g), %s "
+        "lr %g -> %g, %d epochs, %d threads",
+        corpus.n_walks,
+        corpus.tokens.size,
+        int(present[: corpus.n_users].sum()),
+        corpus.n_users,
+        int(present[corpus.n_users :].sum()),
+        corpus.n_items,
+        corpus.pairs_per_epoch(params["window"]),
+        params["dim"],
+        params["window"],
+        params["negative"],
+        "typed" if params["typed"] else "untyped",
+        params["ns_exponent"],
+        params["optimizer"],
+        params["alpha"],
+        params["min_alpha"],
+        params["epochs"],
+        threads,
+    )
+
+
+def _run_epoch(rows, corpus: Corpus, sampler, params: dict, epoch: int, threads: int):
+    """One pass over the walks in a new seeded order; returns (mean loss per positive pair,
+    pairs, seconds)."""
+    t0 = time.perf_counter()
+    seed64 = params["seed"] & 0xFFFFFFFFFFFFFFFF
+    n_chunks = (corpus.n_walks + CHUNK - 1) // CHUNK
+    chunk_loss = np.zeros(n_chunks, dtype=np.float64)
+    chunk_pairs = np.zeros(n_chunks, dtype=np.int64)
+    order = np.random.default_rng([seed64, epoch]).permutation(corpus.n_walks)
+    # chunks handed out one at a time (dynamic scheduling): a thread that loses its core to
+    # another job does not hold up the epoch, as with numba's default static split
+    with _Threads(threads):
+        previous = numba.set_parallel_chunksize(1)
+        try:
+            _epoch_kernel(
+                rows,
+                np.int64(params["dim"]),
+                corpus.tokens,
+                corpus.offsets,
+                order.astype(np.int64),
+                np.int64(corpus.n_users),
+                np.int64(params["window"]),
+                np.int64(params["negative"]),
+                bool(params["typed"]),
+                sampler.table,
+                sampler.pool_start,
+                sampler.pool_size,
+                np.uint64(seed64),
+                np.int64(epoch),
+                np.int64(params["epochs"]),
+                float(params["alpha"]),
+                float(params["min_alpha"]),
+                params["optimizer"] == "adam",
+                chunk_loss,
+                chunk_pairs,
+            )
+        finally:
+            numba.set_parallel_chunksize(previous)
+    pairs = int(chunk_pairs.sum())
+    return float(chunk_loss.sum() / max(pairs, 1)), pairs, time.perf_counter() - t0
 
 
 def train_shared(
@@ -698,85 +776,14 @@ def train_shared(
     )
     check_params(params)
     started = time.perf_counter()
-    n_users, n_nodes = corpus.n_users, corpus.n_nodes
-    freq = corpus.frequencies()
-    present = freq > 0
-    sampler = NegativeSampler.build(freq, n_users, typed=typed, ns_exponent=ns_exponent)
-    seed64 = seed & 0xFFFFFFFFFFFFFFFF
-    rng = np.random.default_rng(seed64)
-    emb = rng.standard_normal((n_nodes, dim), dtype=np.float32)
-    emb *= np.float32(init_std)
-    emb[~present] = 0.0
-    adam = optimizer == "adam"
-    rows = _rows(emb, adam)
-    del emb
-    n_walks = corpus.n_walks
-    n_chunks = (n_walks + CHUNK - 1) // CHUNK
-    chunk_loss = np.zeros(n_chunks, dtype=np.float64)
-    chunk_pairs = np.zeros(n_chunks, dtype=np.int64)
-    log.info(
-        "shared skip-gram: %d walks, %d tokens, %d/%d users and %d/%d items in the corpus, "
-        "%d pairs per epoch; dim %d, window %d, negative %d (%s, ns_exponent %g), %s "
-        "lr %g -> %g, %d epochs, %d threads",
-        n_walks,
-        corpus.tokens.size,
-        int(present[:n_users].sum()),
-        n_users,
-        int(present[n_users:].sum()),
-        corpus.n_items,
-        corpus.pairs_per_epoch(window),
-        dim,
-        window,
-        negative,
-        "typed" if typed else "untyped",
-        ns_exponent,
-        optimizer,
-        alpha,
-        min_alpha,
-        epochs,
-        threads,
-    )
+    n_users = corpus.n_users
+    sampler, rows = _start(corpus, params)
+    _log_start(corpus, params, threads)
     curve: list[dict] = []
     best_score, best = -math.inf, None
     for epoch in range(epochs):
-        t0 = time.perf_counter()
-        order = np.random.default_rng([seed64, epoch]).permutation(n_walks)
-        # chunks handed out one at a time (dynamic scheduling): a thread that loses its core
-        # to another job does not hold up the epoch, as with numba's default static split
-        with _Threads(threads):
-            previous = numba.set_parallel_chunksize(1)
-            try:
-                _epoch_kernel(
-                    rows,
-                    np.int64(dim),
-                    corpus.tokens,
-                    corpus.offsets,
-                    order.astype(np.int64),
-                    np.int64(n_users),
-                    np.int64(window),
-                    np.int64(negative),
-                    bool(typed),
-                    sampler.table,
-                    sampler.pool_start,
-                    sampler.pool_size,
-                    np.uint64(seed64),
-                    np.int64(epoch),
-                    np.int64(epochs),
-                    float(alpha),
-                    float(min_alpha),
-                    adam,
-                    chunk_loss,
-                    chunk_pairs,
-                )
-            finally:
-                numba.set_parallel_chunksize(previous)
-        seconds = time.perf_counter() - t0
-        pairs = int(chunk_pairs.sum())
-        row = {
-            "epoch": epoch + 1,
-            "seconds": time.perf_counter() - started,
-            "loss": float(chunk_loss.sum() / max(pairs, 1)),
-        }
+        loss, pairs, seconds = _run_epoch(rows, corpus, sampler, params, epoch, threads)
+        row = {"epoch": epoch + 1, "seconds": time.perf_counter() - started, "loss": loss}
         if on_epoch is not None:
             users, items = rows[:n_users, :dim], rows[n_users:, :dim]
             users.flags.writeable = items.flags.writeable = False

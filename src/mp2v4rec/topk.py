@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 BLOCK_CELLS = 1 << 24  # float32 scores per block (64 MB)
+PARTITION_K = 256  # from this list length on, select by partition instead of insertion
 
 
 @njit(cache=True, inline="always")
@@ -56,13 +57,50 @@ def _select_serial(S, k, out_i, out_v):  # pragma: no cover - compiled
         _select_row(S[r], k, -1, out_i[r], out_v[r])
 
 
+def _partition_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` columns of every row, best first; equal scores ordered by lower column."""
+    n = scores.shape[1]
+    if k < n:
+        idx = np.argpartition(scores, n - k, axis=1)[:, n - k :]
+    else:
+        idx = np.broadcast_to(np.arange(n), scores.shape).copy()
+    vals = np.take_along_axis(scores, idx, axis=1)
+    if k < n:
+        # argpartition cuts ties at the k-th score arbitrarily: redo the rows where the tied
+        # scores do not all fit, taking the lowest tied columns. Rows cut inside the -inf
+        # (masked) block are skipped: those slots are padding anyway.
+        kth = vals.min(axis=1)
+        n_ge = np.count_nonzero(scores >= kth[:, None], axis=1)
+        amb = np.flatnonzero((n_ge > k) & (kth > -np.inf))
+        if amb.size:
+            sub, t = scores[amb], kth[amb, None]
+            gt, eq = sub > t, sub == t
+            need = k - np.count_nonzero(gt, axis=1)
+            keep = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
+            idx[amb] = np.nonzero(keep)[1].reshape(amb.size, k)
+            vals[amb] = np.take_along_axis(sub, idx[amb], axis=1)
+    order = np.lexsort((idx, -vals), axis=1)  # primary: score descending; then column ascending
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
 def select_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` columns of every row of ``scores`` (best first, equal scores by lower column,
-    -inf scores never chosen), in one thread: ``(columns int32, scores float32)``, both
-    ``[rows, k]``, short rows padded with -1 / -inf."""
+    -inf scores never chosen), in one thread: ``(columns int32, scores)``, both ``[rows, k]``,
+    the scores in the input's float type (float64 scores keep their ties exact), short rows
+    padded with -1 / -inf.
+
+    The one selector of the package: the compiled one-pass kernel for short lists, numpy's
+    partition (and the same tie rule) from ``PARTITION_K`` on, where the kernel's insertions
+    would cost ``O(k)`` each."""
     scores = np.ascontiguousarray(scores)
+    dtype = scores.dtype if scores.dtype == np.float64 else np.float32
+    k = int(k)
+    if PARTITION_K <= k < scores.shape[1]:
+        idx, vals = _partition_top_k(scores, k)
+        idx = np.where(np.isneginf(vals), -1, idx).astype(np.int32)
+        return idx, vals.astype(dtype, copy=False)
     out_i = np.full((scores.shape[0], k), -1, dtype=np.int32)
-    out_v = np.full((scores.shape[0], k), -np.inf, dtype=np.float32)
+    out_v = np.full((scores.shape[0], k), -np.inf, dtype=dtype)
     if k > 0 and scores.shape[1] > 0:
         _select_serial(scores, k, out_i, out_v)
     return out_i, out_v

@@ -16,7 +16,6 @@ holds a contiguous range of start nodes, so concatenating the shard files gives 
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from mp2v4rec.graph import RELATIONS, check_graph, node_count, validate_metapath
-from mp2v4rec.io import InputError, atomic_path
+from mp2v4rec.io import InputError, atomic_path, check_int
 
 log = logging.getLogger(__name__)
 
@@ -263,11 +262,6 @@ class _Plan:
     weighted: bool
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def _plan(
     graph, metapath, *, walk_length, walks_per_node, sampling, seed, start, shard, n_shards
 ) -> _Plan:
@@ -277,11 +271,11 @@ def _plan(
         raise InputError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
     if start not in STARTS:
         raise InputError(f"start must be one of {STARTS}, got {start!r}")
-    _check_int("walk_length", walk_length, 2)
-    _check_int("walks_per_node", walks_per_node, 1)
-    _check_int("seed", seed, -(2**63))
-    _check_int("n_shards", n_shards, 1)
-    _check_int("shard", shard, 0)
+    check_int("walk_length", walk_length, 2)
+    check_int("walks_per_node", walks_per_node, 1)
+    check_int("seed", seed, -(2**63))
+    check_int("n_shards", n_shards, 1)
+    check_int("shard", shard, 0)
     if shard >= n_shards:
         raise InputError(f"need 0 <= shard < n_shards, got shard={shard}, n_shards={n_shards}")
 
@@ -355,7 +349,7 @@ class _Threads:
     """Set numba's thread count for a block, restoring the previous one after."""
 
     def __init__(self, threads: int):
-        _check_int("threads", threads, 1)
+        check_int("threads", threads, 1)
         self.threads = min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
     def __enter__(self):
@@ -427,7 +421,7 @@ def write_walks(
     ``chunk_starts * walks_per_node * walk_length * 12`` bytes. Returns counts and speed.
     """
     t0 = time.perf_counter()
-    _check_int("chunk_starts", chunk_starts, 1)
+    check_int("chunk_starts", chunk_starts, 1)
     with _Threads(threads):
         plan = _plan(
             graph,

@@ -12,7 +12,10 @@ from mp2v4rec.config import (
 )
 from mp2v4rec.datasets.common import SPLITS
 from mp2v4rec.io import InputError
-from mp2v4rec.serve import serve_methods
+from mp2v4rec.config import serve_methods
+from mp2v4rec.kinds import kind_of
+from mp2v4rec import kinds
+from mp2v4rec.models import MODEL_FILES
 
 try:
     validate_config(config)
@@ -65,8 +68,23 @@ def datasets_with(**wanted):
     ]
 
 
-def methods_of(kind):
-    return [m for m, s in METHODS.items() if s["kind"] == kind]
+def methods_where(**wanted):
+    """Configured methods whose kind (mp2v4rec.kinds) has these attributes."""
+    return kinds.methods_where(METHODS, **wanted)
+
+
+def kind(method):
+    return kind_of(METHODS[method])
+
+
+def data_file(name):
+    """A file of the preprocess stage: results/{dataset}/data/{name}."""
+    return f"{R}/data/{name}"
+
+
+def model_file(model, method="{method}", variant="{variant}"):
+    """Where a run's model of this type (embeddings, item_item) lives."""
+    return f"{R}/models/{method}/{variant}/{MODEL_FILES[model]}"
 
 
 def archive_path(wildcards):
@@ -103,19 +121,43 @@ def settings(wildcards):
 
 
 def train_params(wildcards):
-    """The settings a skip-gram run's training reads (only its trainer's keys)."""
-    return plain(train_settings(settings(wildcards)))
-
-
-def mp2v_inputs(wildcards):
-    """The walk corpus of a run and, for init~w2v, the W2V model its vectors start from."""
+    """The settings a run's training reads: for a kind on a corpus only its trainer's keys
+    (the corpus settings are in the corpus path), for other kinds all of them."""
     s = settings(wildcards)
-    inputs = {"corpus": f"{R}/walks/{walkset_name(s)}/corpus.txt".format(**wildcards)}
-    if s["init"] == "w2v":
-        inputs["init"] = f"{R}/models/{s['init_method']}/default/embeddings.npz".format(
-            **wildcards
-        )
+    if kind(wildcards.method).corpus is None:
+        return plain(s)
+    return plain(train_settings(s) | {"kind": s["kind"]})
+
+
+def train_inputs(wildcards):
+    """The split tables, and the corpus of a kind that trains on one (walks: also the W2V
+    model an init~w2v run starts from)."""
+    tables = {"train": "train", "valid": "valid", "user_table": "users", "item_table": "items"}
+    inputs = {
+        key: data_file(f"{name}.parquet").format(**wildcards) for key, name in tables.items()
+    }
+    s, corpus = settings(wildcards), kind(wildcards.method).corpus
+    if corpus == "sequences":
+        inputs["corpus"] = f"{R}/sequences/corpus.txt".format(**wildcards)
+    elif corpus == "walks":
+        inputs["corpus"] = f"{R}/walks/{walkset_name(s)}/corpus.txt".format(**wildcards)
+        if s["init"] == "w2v":
+            inputs["init"] = model_file(
+                "embeddings", s["init_method"], "default"
+            ).format(**wildcards)
     return inputs
+
+
+def run_model(dataset, method, variant):
+    """A run's stored model (embeddings or item-item weights), where its kind stores one."""
+    model = kind(method).model
+    if model not in MODEL_FILES:
+        return {}
+    return {"model": model_file(model, method, variant).format(dataset=dataset)}
+
+
+def model_inputs(wildcards):
+    return run_model(wildcards.dataset, wildcards.method, wildcards.variant)
 
 
 def fan_out(pattern, n):
@@ -148,17 +190,13 @@ def default_runs():
 
 
 def baseline_methods():
-    """Methods a paired test compares against: everything but metapath2vec."""
-    return [m for m, s in METHODS.items() if s["kind"] != "mp2v"]
+    """Methods a paired test compares against (kinds marked compared: all but MP2V)."""
+    return methods_where(compared=True)
 
 
 def trained_methods():
     """Methods with a per-epoch validation curve."""
-    return [
-        m
-        for m, s in METHODS.items()
-        if s["kind"] in ("mp2v", "w2v", "ultragcn", "ials")
-    ]
+    return methods_where(curve=True)
 
 
 def per_user_paths(wildcards, pairs):
@@ -235,7 +273,7 @@ def held_out_inputs(wildcards):
 
 
 def has_embeddings(method):
-    return METHODS[method]["kind"] != "userknn"
+    return kind(method).has_vectors
 
 
 def evaluate_inputs(wildcards):

@@ -21,22 +21,22 @@ rule evaluated_users:
 rule recommend:
     input:
         unpack(held_out_inputs),
-        evaluated=f"{R}/data/evaluated_users.parquet",
-        embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
-        train=f"{R}/data/train.parquet",
-        user_table=f"{R}/data/users.parquet",
+        unpack(model_inputs),
+        evaluated=data_file("evaluated_users.parquet"),
+        train=data_file("train.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
     output:
         temp(f"{R}/recs/{{method}}/{{variant}}/block{{block}}.parquet"),
     log:
         f"{R}/logs/recommend/{{method}}/{{variant}}/block{{block}}.log",
     benchmark:
         f"{R}/benchmarks/recommend/{{method}}/{{variant}}/block{{block}}.tsv"
-    wildcard_constraints:
-        method=alternation([m for m in METHODS if METHODS[m]["kind"] != "userknn"]),
     resources:
         mem_mb=scaled(8, 2000),
         runtime=scaled(0.2, 10, per_attempt=False),
     params:
+        settings=lambda w: plain(settings(w)),
         k=config["recommend"]["k"],
         mask_seen=config["recommend"]["mask_seen"],
         chunk_size=config["recommend"]["chunk_size"],
@@ -223,6 +223,7 @@ rule summary_table:
         baselines=lambda w: baseline_methods(),
         ks=plain(config["evaluate"]["per_user_ks"]),
         bootstrap=config["evaluate"]["bootstrap"],
+        permutations=config["evaluate"]["permutations"],
         seed=config["evaluate"]["seed"],
     script:
         "../../scripts/summary_table.py"

@@ -2,20 +2,17 @@
 # index for large catalogues; read by the `mp2v4rec` command) and the seed-based evaluation.
 
 
-def seeded_inputs(wildcards):
-    """The method's embeddings; the popularity reference line needs none."""
+def served_model(wildcards):
+    """The method's default run's model (vectors or item-item weights); the popularity
+    reference line of the seeded protocol needs none."""
     if wildcards.method == "popularity":
         return {}
-    return {
-        "embeddings": f"{R}/models/{{method}}/default/embeddings.npz".format(
-            **wildcards
-        )
-    }
+    return run_model(wildcards.dataset, wildcards.method, "default")
 
 
 rule serve:
     input:
-        embeddings=f"{R}/models/{{method}}/default/embeddings.npz",
+        unpack(served_model),
         train=f"{R}/data/train.parquet",
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
@@ -32,6 +29,7 @@ rule serve:
         mem_mb=scaled(12, 2000),
         runtime=scaled(0.2, 10, per_attempt=False),
     params:
+        settings=lambda w: plain(METHODS[w.method]),
         neighbours=config["serve"]["neighbours"],
         k=config["serve"]["k"],
         exact_max_items=config["serve"]["exact_max_items"],
@@ -42,7 +40,7 @@ rule serve:
 
 rule evaluate_seeded:
     input:
-        unpack(seeded_inputs),
+        unpack(served_model),
         unpack(held_out_inputs),
         evaluated=f"{R}/data/evaluated_users.parquet",
         train=f"{R}/data/train.parquet",
@@ -60,6 +58,7 @@ rule evaluate_seeded:
         mem_mb=scaled(8, 1000),
         runtime=scaled(0.1, 10, per_attempt=False),
     params:
+        settings=lambda w: plain(METHODS.get(w.method, {"kind": "popularity"})),
         seed_items=config["serve"]["seed_items"],
         cold=config["evaluate"]["cold"],
         ks=plain(config["evaluate"]["ks"]),

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from mp2v4rec.baselines.userknn import rating_matrix
 from mp2v4rec.config import defaults
 from mp2v4rec.io import InputError
+from mp2v4rec.models import Embeddings
 from mp2v4rec.recommend import seen_matrix
 from mp2v4rec.validation import Validator
 
@@ -118,3 +119,18 @@ def train_ials(
     U = np.ascontiguousarray(best["U"], dtype=np.float32)
     V = np.ascontiguousarray(best["V"], dtype=np.float32)
     return U, V, frame
+
+
+def fit(data, settings):
+    """The registry's fit: iALS factors of the best validation iteration, scored by dot."""
+    params = {k: v for k, v in settings.items() if k != "kind"}
+    users, items, curve = train_ials(
+        data.train,
+        data.n_users,
+        data.n_items,
+        data.valid,
+        **params,
+        threads=data.threads,
+        k=data.validation_k,
+    )
+    return Embeddings(users, items, "dot", curve)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from mp2v4rec.models import Embeddings
+
 
 def popularity_embeddings(train: pl.DataFrame, n_users: int, n_items: int):
     counts = np.bincount(train["item"].to_numpy(), minlength=n_items).astype(np.float32)
@@ -21,3 +23,13 @@ def random_embeddings(n_users: int, n_items: int, dim: int, seed: int):
     users = rng.standard_normal((n_users, dim), dtype=np.float32)
     items = rng.standard_normal((n_items, dim), dtype=np.float32)
     return users, items, "cosine"
+
+
+def fit_popularity(data, settings):
+    return Embeddings(*popularity_embeddings(data.train, data.n_users, data.n_items))
+
+
+def fit_random(data, settings):
+    return Embeddings(
+        *random_embeddings(data.n_users, data.n_items, settings["dim"], settings["seed"])
+    )

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 
 from mp2v4rec.config import defaults
 from mp2v4rec.io import InputError
+from mp2v4rec.models import Embeddings
 from mp2v4rec.recommend import seen_matrix
 from mp2v4rec.validation import Validator
 
@@ -444,3 +445,11 @@ def train_ultragcn(
         orient="row",
     )
     return best[2], best[3], frame
+
+
+def fit(data, settings):
+    """The registry's fit: UltraGCN vectors of the best validation epoch, scored by dot."""
+    params = {k: v for k, v in settings.items() if k not in ("kind", "lambda")}
+    cfg = UltraGCNConfig(**params, lambda_=settings["lambda"], k=data.validation_k)
+    users, items, curve = train_ultragcn(data.train, data.n_users, data.n_items, data.valid, cfg)
+    return Embeddings(users, items, "dot", curve)

@@ -12,6 +12,7 @@ one dense ``chunk x n_items`` score block (float64), never an all-users similari
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -20,7 +21,8 @@ import scipy.sparse as sp
 
 from mp2v4rec.config import defaults
 from mp2v4rec.io import InputError
-from mp2v4rec.recommend import Fallback, Scorer, _top_k, rank_users, seen_matrix
+from mp2v4rec.recommend import Fallback, Scorer, rank_users, seen_matrix
+from mp2v4rec.topk import select_top_k
 
 log = logging.getLogger(__name__)
 DEFAULTS = defaults("userknn")  # the config schema's
@@ -94,7 +96,7 @@ def userknn_scorer(
         sim *= inv[chunk, None]
         sim *= inv[None, :]
         sim[np.arange(chunk.size), chunk] = 0.0  # not one's own neighbour
-        nbr, nbr_sim = _top_k(sim, n_neighbors)
+        nbr, nbr_sim = select_top_k(sim, n_neighbors)
         del sim
         return _aggregate(nbr, nbr_sim, R.indptr, R.indices, R.data, n_items)
 
@@ -132,3 +134,24 @@ def userknn_recommend(
         chunk_size=chunk_size,
     )
     return lists
+
+
+@dataclass
+class UserNeighbours:
+    """UserKNN: the scorer is built from train at recommend time; nothing is stored."""
+
+    k_neighbors: int
+    weighted: bool
+    chunk_size: int = 1024  # users per similarity block (and per ranking chunk)
+    model = "none"
+    curve = None
+
+    def scorer(self, train: pl.DataFrame, n_users: int, n_items: int) -> Scorer:
+        return userknn_scorer(
+            train, n_users, n_items, k_neighbors=self.k_neighbors, weighted=self.weighted
+        )
+
+
+def fit(data, settings):
+    """The registry's fit: nothing to train; the scorer is built from train when ranking."""
+    return UserNeighbours(settings["k_neighbors"], settings["weighted"], settings["chunk_size"])

@@ -36,14 +36,22 @@ def check_fraction(key: str, value: float) -> None:
         raise InputError(f"{key}={value!r} must be a number strictly between 0 and 1")
 
 
+def cold_mask(held_out: pl.DataFrame, train: pl.DataFrame) -> pl.Series:
+    """The one cold rule: a held-out pair is cold when its user or its item has no train
+    positive (no method has seen it). Bool, one per row of ``held_out``."""
+    warm_users = train["user"].unique().implode()
+    warm_items = train["item"].unique().implode()
+    return held_out.select(
+        ~pl.col("user").is_in(warm_users) | ~pl.col("item").is_in(warm_items)
+    ).to_series()
+
+
 def cold_counts(held_out: pl.DataFrame, train: pl.DataFrame) -> dict[str, int | float]:
-    """How many held-out pairs are cold (their user or item has no train positive): the
-    ``eval_cold_*`` counts of ``stats.json`` (the evaluation scores those pairs apart)."""
+    """How many held-out pairs are cold (:func:`cold_mask`): the ``eval_cold_*`` counts of
+    ``stats.json`` (the evaluation scores those pairs apart)."""
     cold_users = held_out.join(train, on="user", how="anti")["user"].unique()
     cold_items = held_out.join(train, on="item", how="anti")["item"].unique()
-    cold_pairs = held_out.filter(
-        pl.col("user").is_in(cold_users.implode()) | pl.col("item").is_in(cold_items.implode())
-    ).height
+    cold_pairs = int(cold_mask(held_out, train).sum())
     return {
         "eval_cold_users": len(cold_users),
         "eval_cold_items": len(cold_items),
