@@ -1,68 +1,80 @@
-"""Every method on real behaviour, tuned on validation with one budget, reported on test.
+"""The real-data verdict: every method tuned on validation with the same number of distinct
+configurations, selections frozen, test scored once, then confirmed on fresh splits.
 
-    .venv/bin/python benchmarks/realdata.py [--archive PATH] [--budget 32] [--refine 32]
-        [--seeds 0 1 2] [--only METHOD ...]  # --only: search these again, keep the others' trials
+    .venv/bin/python benchmarks/realdata.py [--datasets movielens ciaodvd] [--budget 24]
+        [--seeds 0 1 2] [--resplits 2] [--stages search select test confirm social report]
 
-Data: the MovieLens archive in KuaiRec layout (``../shared/data/movielens-small-kuairec.zip``,
-read its README); the script exits cleanly (status 0, one line) when it is absent.
+Data: the KuaiRec-layout archives of ``../shared/data`` (read its README); a dataset whose
+archive is absent is skipped with one line (status 0).
 
-Search: every tuned method (MP2V, R-MP2V, W2V, iALS, UltraGCN, UserKNN) gets the same budget in
-two rounds. Round 1: its configuration from ``config.yaml`` (the study's) plus ``budget - 1``
-configurations drawn at random (seeded) from its search space below, or all of them when the
-space is smaller. Round 2 (``--refine``): that many configurations drawn among the neighbours of
-the round-1 winner (one or two settings changed, also along ``REFINE_EXTRA``'s axes). MP2V and
-R-MP2V have two trainers: each trainer is an arm with half of each round's budget and its own
-round-2 neighbourhood, so the trainers are compared on equal terms. Each is
-fitted once (seed 0) and scored by validation Recall@50 under the workflow's default protocol
-(all unseen items as candidates, train items and test pairs masked, cold pairs excluded);
-trained methods keep their best validation epoch, as in the workflow. The test split is never
-read before selection.
+Protocol, fixed before any run (the order of ``--stages``; each stage only reads what the ones
+before it wrote):
 
-Report: the winner of each method (and, as ``method.trainer``, the best of its other trainer) is
-refitted with every ``--seeds`` seed (the seed of walks,
-initialisation and training order) and evaluated on test under two protocols: ``default``
-(as above) and ``study`` (train items masked only, cold pairs included: the study's). Per method
-and protocol: Recall@50 and NDCG@50 as the mean over seeds of the mean over users, a 95 %
-bootstrap CI over users of the seed-averaged per-user values, the spread over seeds, and paired
-bootstrap tests against popularity and against the tuned iALS on the same users.
-
-Writes ``benchmarks/results/realdata_search.tsv`` (every configuration tried, with its
-validation Recall@50 and fit seconds) and ``benchmarks/results/realdata.tsv``, and prints both.
+1. search: every tuned method gets ``--budget`` distinct configurations (distinct after the
+   schema fills in defaults; a space with fewer points is searched whole, and the table says
+   so). Round 1: config.yaml's settings plus seeded random draws, half the budget; round 2:
+   seeded draws among the neighbours of the round-1 winner (one or two settings moved) that
+   were never tried. MP2V and R-MP2V have two trainers: each is an arm with half of each round.
+   Each configuration is fitted once (seed 0) and scored by validation Recall@50 (validation
+   lists mask train only; cold pairs excluded); trained methods keep their best validation
+   epoch. Trials are appended to ``realdata/trials-{dataset}.jsonl`` as they finish, so an
+   interrupted search resumes where it stopped.
+2. select: each method's validation winner (and each other trainer's, as ``method.trainer``)
+   is frozen to ``realdata_selected.json`` with the digest of the trials it was chosen from.
+   Test is refused while a selection is missing or the trials changed since.
+3. test: the frozen selections refitted with every seed on the selection split and scored on
+   test once (test lists mask train and validation).
+4. confirm: the same on ``--resplits`` fresh splits (``mp2v4rec.datasets.resplit``: new
+   evaluation users, new hold-outs), never seen by selection.
+5. social (datasets with friendships): the selected MP2V / R-MP2V settings under metapath
+   UV / UUV x uniform / weighted walks x random / W2V initialisation, every seed and split.
+6. report: ``realdata.tsv`` (per dataset and method), ``realdata_search.tsv`` (every trial),
+   ``realdata_tests.tsv`` (the pre-registered paired comparisons, sign-flip p-values with their
+   floor, Holm-adjusted per dataset), ``realdata_mattered.tsv`` (mean validation Recall@50 per
+   setting value over round-1 random draws), ``realdata_social.tsv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import yaml
 
 from mp2v4rec.config import validate_config
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
+from mp2v4rec.datasets.resplit import fresh_archive
 from mp2v4rec.evaluation import score_split
 from mp2v4rec.io import InputError
 from mp2v4rec.methods import fit_method
-from mp2v4rec.stats import bootstrap_ci, paired_test
+from mp2v4rec.models import save_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCHIVE = ROOT.parent / "shared/data/movielens-small-kuairec.zip"
+SHARED = ROOT.parent / "shared/data"
+ARCHIVES = {
+    "movielens": SHARED / "movielens-small-kuairec.zip",
+    "ciaodvd": SHARED / "ciaodvd-kuairec.zip",
+}
 OUT = ROOT / "benchmarks/results"
+WORK = OUT / "realdata"  # resumable state: trials, per-user test values
+CACHE = ROOT / "resources/realdata"  # fresh-split archives (rebuilt from the seed when absent)
 K = 50
+FLIPS = 100_000  # sign flips per paired test: p-values resolve 1e-5
 
-# per method: axis -> values; an axis of a dict maps a conditioning value to its own choices
 MP2V_SPACE = {
     "trainer": ["gensim", "shared"],
     "window": [1, 2, 3, 5, 8],
     "epochs": [5, 10, 20, 40],
     "dim": [32, 64, 128],
     "negative": [3, 5, 10, 20],
-    "ns_exponent": [0.0, 0.5, 0.75, 1.0],
-    "sample": {"gensim": [0.0, 1e-4, 1e-3], "shared": [0.0]},
+    "ns_exponent": [-0.5, 0.0, 0.5, 0.75, 1.0],
+    "sample": {"gensim": [0.0, 1e-5, 1e-4, 1e-3], "shared": [0.0]},
     "alpha": {"gensim": [0.025], "shared": [0.01, 0.025, 0.05]},
     "score": {"gensim": ["cosine", "dot", "context"], "shared": ["dot", "cosine"]},
     "optimizer": {"gensim": [None], "shared": ["adam", "sgd"]},
@@ -72,12 +84,12 @@ SPACES = {
     "mp2v": MP2V_SPACE,
     "rmp2v": MP2V_SPACE,
     "w2v": {
-        "window": [3, 5, 15],
-        "epochs": [10, 30, 75],
+        "window": [2, 3, 5, 15],
+        "epochs": [10, 30, 75, 150],
         "dim": [32, 64, 128],
         "negative": [5, 10, 20],
-        "sample": [0.0, 1e-4, 1e-3],
-        "ns_exponent": [0.0, 0.5, 0.75, 1.0],
+        "sample": [0.0, 1e-5, 1e-4, 1e-3],
+        "ns_exponent": [-0.5, 0.0, 0.5, 0.75, 1.0],
         "score": ["cosine", "dot", "context"],
     },
     "ials": {
@@ -97,10 +109,22 @@ SPACES = {
         "batch_size": [1024, 4096],
         "epochs": [100],
     },
-    "userknn": {"k_neighbors": [10, 20, 50, 100, 200, 400, 670], "weighted": [False, True]},
+    "userknn": {
+        "k_neighbors": [5, 10, 20, 50, 100, 200, 400, 800, 1500],
+        "weighted": [False, True],
+    },
+    "ease": {"l2": [float(f"{v:.3g}") for v in np.geomspace(1.0, 30_000.0, 24)]},
+    "rp3b": {
+        "alpha": [0.25, 0.5, 0.75, 1.0, 1.25],
+        "beta": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        "k_neighbors": [50, 100, 200, 500, None],
+    },
+    "itemknn": {
+        "k_neighbors": [10, 20, 50, 100, 200, 500, 1000],
+        "shrink": [0.0, 10.0, 100.0, 500.0],
+    },
 }
-# the refinement round may also move these (walk quantity and longer training for the walk
-# methods, whose keep-best-epoch makes more epochs safe)
+# the refinement round may also move these (walk quantity and longer training)
 REFINE_EXTRA = {
     "mp2v": {
         "walks_per_node": [5, 10, 20, 40],
@@ -112,25 +136,14 @@ REFINE_EXTRA = {
     "ultragcn": {"epochs": [100, 200]},
 }
 REFINE_EXTRA["rmp2v"] = REFINE_EXTRA["mp2v"]
+WALK_METHODS = ("mp2v", "rmp2v")
 REFERENCES = ("popularity", "random")
-PROTOCOLS = ("default", "study")
+BASELINES = ("ials", "ultragcn", "userknn", "ease", "rp3b", "itemknn", "popularity")
+SOCIAL_GRID = {"metapath": ["UV", "UUV"], "sampling": ["uniform", "weighted"]}
+SOCIAL_GRID["init"] = ["random", "w2v"]
 
 
-def configurations(space: dict, budget: int, seed: int) -> list[dict]:
-    """Up to ``budget`` distinct draws from ``space`` (all of it when smaller), seeded."""
-    conditioned = [a for a, v in space.items() if isinstance(v, dict)]
-    plain = [a for a in space if a not in conditioned]
-    every = []
-    for values in itertools.product(*(space[a] for a in plain)):
-        base = dict(zip(plain, values, strict=True))
-        key = base.get("trainer")
-        for cond in itertools.product(*(space[a][key] for a in conditioned)):
-            config = {**base, **dict(zip(conditioned, cond, strict=True))}
-            every.append({a: v for a, v in config.items() if v is not None})
-    if len(every) <= budget:
-        return every
-    pick = np.random.default_rng(seed).choice(len(every), size=budget, replace=False)
-    return [every[i] for i in sorted(pick)]
+# ---- configurations ---------------------------------------------------------------------------
 
 
 def study_config() -> dict:
@@ -150,74 +163,44 @@ def settings_for(config: dict, method: str, overrides: dict) -> dict:
     return validate_config(trial)["methods"][method]
 
 
-def per_user(data, fitted, split: str, protocol: str, users: np.ndarray) -> tuple:
-    """(users, recall@K, ndcg@K) per evaluated user with a positive of ``split``."""
-    who, values = score_split(
-        fitted.scorer,
-        data,
-        users,
-        split=split,
-        ks=[K],
-        cold="exclude" if protocol == "default" else "include",
-        mask_other=protocol == "default",
-    )
-    return who, values["recall"][:, 0], values["ndcg"][:, 0]
+def key_of(config: dict, method: str, overrides: dict) -> str:
+    """A configuration's identity: its full settings (so config.yaml's settings and a draw
+    that happens to equal them are one configuration)."""
+    return json.dumps(settings_for(config, method, overrides), sort_keys=True)
 
 
-def fit(data, config: dict, method: str, settings: dict, threads: int):
-    started = time.perf_counter()
-    fitted = fit_method(
-        data, settings, metapaths=config["metapaths"], validation_k=K, threads=threads
-    )
-    return fitted, time.perf_counter() - started
+def space_for(method: str, social: bool) -> dict:
+    """The method's space; on a dataset with friendships the walk methods also search the
+    metapath (the study's UUV)."""
+    space = dict(SPACES[method])
+    if social and method in WALK_METHODS:
+        space["metapath"] = ["UV", "UUV"]
+    return space
 
 
-def trial(data, config, users, method: str, overrides: dict, threads: int) -> dict:
-    """Fit one configuration (seed 0) and score it on validation; a diverging one is failed."""
-    try:
-        settings = settings_for(config, method, overrides)
-        fitted, seconds = fit(data, config, method, settings, threads)
-        recall = float(per_user(data, fitted, "valid", "default", users)[1].mean())
-    except InputError as err:  # e.g. a learning rate that diverges: a failed trial
-        recall, seconds = float("nan"), float("nan")
-        print(f"{method:10s} failed: {err}")
-    print(f"{method:10s} valid R@{K} {recall:.4f} {seconds:6.1f}s {overrides}", flush=True)
-    return {
-        "method": method,
-        "overrides": json.dumps(overrides, sort_keys=True),
-        "valid_recall": recall,
-        "seconds": round(seconds, 2),
-    }
+def configurations(space: dict, budget: int, seed: int) -> list[dict]:
+    """Up to ``budget`` distinct draws from ``space`` (all of it when smaller), seeded."""
+    conditioned = [a for a, v in space.items() if isinstance(v, dict)]
+    plain = [a for a in space if a not in conditioned]
+    every = []
+    for values in itertools.product(*(space[a] for a in plain)):
+        base = dict(zip(plain, values, strict=True))
+        key = base.get("trainer")
+        for cond in itertools.product(*(space[a][key] for a in conditioned)):
+            config = {**base, **dict(zip(conditioned, cond, strict=True))}
+            every.append({a: v for a, v in config.items() if v is not None or a == "k_neighbors"})
+    if len(every) <= budget:
+        return every
+    pick = np.random.default_rng(seed).choice(len(every), size=budget, replace=False)
+    return [every[i] for i in sorted(pick)]
 
 
 def arms(space: dict) -> dict[str | None, dict]:
-    """The space split by trainer (each trainer an arm with its own share of the budget, so the
-    trainers are compared on equal terms), or one arm when there is no trainer axis."""
+    """The space split by trainer (each trainer an arm with its own share of the budget), or
+    one arm when there is no trainer axis."""
     if "trainer" not in space:
         return {None: space}
     return {t: {**space, "trainer": [t]} for t in space["trainer"]}
-
-
-def arm_of(config: dict, method: str, overrides: dict) -> str | None:
-    """The trainer a trial ran with (config.yaml's when the overrides do not set one)."""
-    if "trainer" not in SPACES[method]:
-        return None
-    return overrides.get("trainer") or settings_for(config, method, {})["trainer"]
-
-
-def search(data, config, users, budget: int, threads: int, methods) -> pl.DataFrame:
-    """Round 1 for every method in ``methods``: config.yaml's settings plus random draws, ``budget``
-    trials in all, shared equally among the arms (config.yaml's settings count for theirs)."""
-    rows = []
-    for method in methods:
-        split = arms(SPACES[method])
-        home = arm_of(config, method, {})
-        for arm, space in split.items():
-            share = budget // len(split) - (arm == home)
-            draws = [c for c in configurations(space, share, seed=0) if c]
-            for overrides in [{}] * (arm == home) + draws:  # {}: config.yaml's settings
-                rows.append(trial(data, config, users, method, overrides, threads))
-    return pl.DataFrame(rows).with_columns(round=pl.lit(1))
 
 
 def neighbours(space: dict, extra: dict, best: dict) -> list[dict]:
@@ -229,8 +212,8 @@ def neighbours(space: dict, extra: dict, best: dict) -> list[dict]:
         if isinstance(values, dict):
             values = values[trainer]
         if axis in extra and axis in space and not isinstance(space[axis], dict):
-            values = sorted(set(space[axis]) | set(extra[axis]))
-        choices[axis] = [v for v in values if v is not None]
+            values = sorted(set(space[axis]) | set(extra[axis]), key=str)
+        choices[axis] = [v for v in values if v is not None or axis == "k_neighbors"]
     axes = [a for a in choices if len(choices[a]) > 1 and a != "trainer"]
     out = []
     for n in (1, 2):
@@ -241,130 +224,306 @@ def neighbours(space: dict, extra: dict, best: dict) -> list[dict]:
     return out
 
 
-def arm_best(config, method: str, tried: pl.DataFrame) -> dict[str | None, dict]:
-    """Per arm, the overrides of its trial with the highest validation recall; the arms in
-    order of that recall, best first."""
-    best = {}
-    ranked = tried.filter(pl.col("method") == method).drop_nans("valid_recall")
-    for overrides in ranked.sort("valid_recall", descending=True)["overrides"]:
-        overrides = json.loads(overrides)
-        best.setdefault(arm_of(config, method, overrides), overrides)
-    return best
+# ---- trials -----------------------------------------------------------------------------------
 
 
-def refine(data, config, users, tried: pl.DataFrame, budget: int, threads: int, methods):
-    """Round 2: ``budget`` configurations per method, shared equally among its arms, drawn
-    (seeded) among the neighbours of each arm's round-1 winner."""
-    rows = []
-    for method in methods:
-        space = SPACES[method]
-        done = tried.filter(pl.col("method") == method)
-        seen = {json.dumps(o, sort_keys=True) for o in done["overrides"]}
-        winners = arm_best(config, method, done)
-        for best in winners.values():
-            if not best:  # config.yaml's settings won: start from their values on the axes
-                settings = settings_for(config, method, {})
-                best = {a: settings[a] for a in space if a in settings}
-            pool = neighbours(space, REFINE_EXTRA.get(method, {}), best)
-            pool = [o for o in pool if json.dumps(o, sort_keys=True) not in seen]
-            pick = np.random.default_rng(1).permutation(len(pool))[: budget // len(winners)]
-            for i in sorted(pick):
-                rows.append(trial(data, config, users, method, pool[i], threads))
-    return pl.DataFrame(rows).with_columns(round=pl.lit(2))
+class Trials:
+    """The search's trials of one dataset, appended to a JSON-lines file as they finish."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path, self.config = path, config
+        self.rows = [json.loads(line) for line in path.open()] if path.exists() else []
+
+    def keys(self, method: str) -> set[str]:
+        return {r["key"] for r in self.rows if r["method"] == method}
+
+    def of(self, method: str, round_: int | None = None) -> list[dict]:
+        return [r for r in self.rows if r["method"] == method and round_ in (None, r["round"])]
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest() if self.path.exists() else ""
 
 
-def selected(config, tried: pl.DataFrame) -> dict[str, tuple[str, dict]]:
-    """Label -> (method, overrides): each method's validation winner under its own name, and
-    the best of each of its other arms as ``method.arm`` (the trainer comparison)."""
-    winners = {}
-    for method in tried["method"].unique(maintain_order=True):
-        best = arm_best(config, method, tried)
-        top = next(iter(best))  # the arm of the method's best trial
-        winners[method] = (method, best[top])
-        winners |= {f"{method}.{arm}": (method, o) for arm, o in best.items() if arm != top}
-    return winners | {ref: (ref, {}) for ref in REFERENCES}
+def valid_recall(data, config, method, overrides, threads) -> tuple[float, float]:
+    """Fit one configuration (seed 0) and score validation; a diverging one is a failure."""
+    started = time.perf_counter()
+    try:
+        fitted = fit(data, config, method, settings_for(config, method, overrides), threads)
+        users = data.users.filter("evaluated")["user"].to_numpy()
+        _, values = score_split(fitted.scorer, data, users, split="valid", ks=[K])
+        return float(values["recall"][:, 0].mean()), time.perf_counter() - started
+    except InputError as err:  # e.g. a learning rate that diverges: a failed trial
+        print(f"{method:10s} failed: {err}", flush=True)
+        return float("nan"), time.perf_counter() - started
 
 
-def report(data, config, users, winners: dict, seeds: list[int], threads: int) -> pl.DataFrame:
-    """Every selected configuration refitted with each seed and scored on test."""
-    values = {}  # (label, protocol) -> (users, recall [seeds, users], ndcg [seeds, users])
-    for label, (method, overrides) in winners.items():
-        runs = {protocol: ([], []) for protocol in PROTOCOLS}
-        for seed in seeds:
-            settings = settings_for(config, method, overrides)
-            if "seed" in settings:  # popularity and UserKNN have no randomness
-                settings["seed"] = seed
-            fitted, _ = fit(data, config, method, settings, threads)
-            for protocol, (recalls, ndcgs) in runs.items():
-                who, recall, ndcg = per_user(data, fitted, "test", protocol, users)
-                recalls.append(recall)
-                ndcgs.append(ndcg)
-        for protocol, (recalls, ndcgs) in runs.items():
-            values[label, protocol] = (who, np.array(recalls), np.array(ndcgs))
-    rows = []
-    for (label, protocol), (who, recall, ndcg) in values.items():
-        row = {"method": label, "protocol": protocol, "n_users": int(who.size)}
-        for name, arr in (("recall", recall), ("ndcg", ndcg)):
-            mean, low, high = bootstrap_ci(arr.mean(axis=0))
-            row |= {f"{name}@{K}": mean, f"{name}_low": low, f"{name}_high": high}
-        row["recall_seed_sd"] = float(recall.mean(axis=1).std(ddof=1)) if len(seeds) > 1 else 0.0
-        for ref in ("popularity", "ials"):
-            test = paired_test(recall.mean(axis=0), values[ref, protocol][1].mean(axis=0))
-            row |= {f"diff_vs_{ref}": test["diff"], f"p_vs_{ref}": test["p_value"]}
-        rows.append(row)
-    return pl.DataFrame(rows).sort("protocol", f"recall@{K}", descending=[False, True])
+def fit(data, config, method: str, settings: dict, threads: int, init=None):
+    return fit_method(
+        data, settings, metapaths=config["metapaths"], validation_k=K, threads=threads, init=init
+    )
+
+
+def run_trial(trials: Trials, data, method, overrides, round_, arm, threads) -> None:
+    key = key_of(trials.config, method, overrides)
+    if key in trials.keys(method):
+        return
+    recall, seconds = valid_recall(data, trials.config, method, overrides, threads)
+    print(
+        f"{method:10s} r{round_} valid R@{K} {recall:.4f} {seconds:6.1f}s {overrides}", flush=True
+    )
+    trials.add(
+        {
+            "method": method,
+            "arm": arm,
+            "round": round_,
+            "overrides": overrides,
+            "key": key,
+            "valid_recall": recall,
+            "seconds": round(seconds, 2),
+        }
+    )
+
+
+def arm_of(config: dict, method: str, overrides: dict) -> str | None:
+    if "trainer" not in SPACES[method]:
+        return None
+    return overrides.get("trainer") or settings_for(config, method, {})["trainer"]
+
+
+def best_of(rows: list[dict]) -> dict | None:
+    """The row with the highest validation recall (first such row on ties); None if none."""
+    scored = [r for r in rows if not np.isnan(r["valid_recall"])]
+    return max(scored, key=lambda r: r["valid_recall"]) if scored else None
+
+
+def search_method(trials: Trials, data, method: str, budget: int, social: bool, threads: int):
+    """Both rounds of one method, ``budget`` distinct configurations in all (shared equally
+    among its arms; round 1 takes half, config.yaml's settings count for their arm)."""
+    config, space = trials.config, space_for(method, social)
+    split = arms(space)
+    home = arm_of(config, method, {})
+    for arm, sub in split.items():
+        share = budget // len(split)
+        first = [{}] * (arm == home) + configurations(sub, share // 2, seed=0)
+        distinct = list({key_of(config, method, o): o for o in first}.values())[: share // 2]
+        for overrides in distinct:
+            run_trial(trials, data, method, overrides, 1, arm, threads)
+        winner = best_of([r for r in trials.of(method, 1) if r["arm"] == arm])
+        best = dict(winner["overrides"]) if winner else {}
+        settings = settings_for(config, method, best)
+        best = {a: settings[a] for a in space if a in settings} | best
+        pool = neighbours(sub, REFINE_EXTRA.get(method, {}), best)
+        rng = np.random.default_rng(1)
+        for i in rng.permutation(len(pool)):
+            done = [r for r in trials.of(method) if r["arm"] == arm]
+            if len(done) >= share:
+                break
+            if key_of(config, method, pool[i]) not in trials.keys(method):
+                run_trial(trials, data, method, pool[i], 2, arm, threads)
+
+
+# ---- selection, test, confirmation ------------------------------------------------------------
+
+
+def select(trials: Trials) -> dict:
+    """Label -> frozen choice: each method's winner under its own name, the best of its other
+    arm as ``method.arm``; popularity and random as they are."""
+    chosen = {}
+    for method in SPACES:
+        rows = trials.of(method)
+        best = best_of(rows)
+        if best is None:
+            continue
+        entry = {
+            "method": method,
+            "overrides": best["overrides"],
+            "valid_recall": best["valid_recall"],
+            "distinct": len(rows),
+        }
+        chosen[method] = entry
+        for arm in {r["arm"] for r in rows} - {best["arm"], None}:
+            other = best_of([r for r in rows if r["arm"] == arm])
+            if other is not None:
+                chosen[f"{method}.{arm}"] = entry | {
+                    "overrides": other["overrides"],
+                    "valid_recall": other["valid_recall"],
+                    "distinct": sum(r["arm"] == arm for r in rows),
+                }
+    for ref in REFERENCES:
+        chosen[ref] = {"method": ref, "overrides": {}, "valid_recall": None, "distinct": 0}
+    return chosen
+
+
+def run_path(dataset: str, split: int, label: str, seed: int) -> Path:
+    return WORK / "runs" / dataset / f"split{split}" / f"{label}.seed{seed}.npz"
+
+
+def test_run(data, config, entry: dict, seed: int, threads: int, init=None) -> dict:
+    """Fit a frozen choice with ``seed`` and score test: per-user recall and NDCG@50."""
+    settings = settings_for(config, entry["method"], entry["overrides"])
+    if "seed" in settings:  # popularity and the neighbourhood models have no randomness
+        settings["seed"] = seed
+    started = time.perf_counter()
+    fitted = fit(data, config, entry["method"], settings, threads, init=init)
+    users = data.users.filter("evaluated")["user"].to_numpy()
+    who, values = score_split(fitted.scorer, data, users, split="test", ks=[K])
+    return {
+        "users": who,
+        "recall": values["recall"][:, 0],
+        "ndcg": values["ndcg"][:, 0],
+        "seconds": np.array(time.perf_counter() - started),
+    }
+
+
+def cached_run(path: Path, compute) -> dict:
+    if path.exists():
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def split_data(dataset: str, split: int):
+    """Split 0 is the archive as it is (the selection split); split r > 0 a fresh split."""
+    archive = ARCHIVES[dataset] if split == 0 else fresh_archive(ARCHIVES[dataset], CACHE, split)
+    return preprocess_kuairec(archive)
+
+
+def evaluate_frozen(dataset, config, chosen, splits, seeds, threads) -> None:
+    for split in splits:
+        data = None
+        for label, entry in chosen.items():
+            for seed in seeds:
+                path = run_path(dataset, split, label, seed)
+                if path.exists():
+                    continue
+                data = data if data is not None else split_data(dataset, split)
+                out = cached_run(path, lambda: test_run(data, config, entry, seed, threads))  # noqa: B023
+                print(
+                    f"{dataset} split{split} {label:14s} seed {seed} test R@{K} "
+                    f"{out['recall'].mean():.4f} ({float(out['seconds']):.1f}s)",
+                    flush=True,
+                )
+
+
+# ---- the social ablation ----------------------------------------------------------------------
+
+
+def social_cells(chosen: dict) -> list[tuple[str, dict]]:
+    """(label, entry) of every ablation cell of the selected MP2V and R-MP2V settings (init
+    w2v only for the gensim trainer: the one-table trainer has no W2V start)."""
+    cells = []
+    for method in WALK_METHODS:
+        if method not in chosen:
+            continue
+        base = chosen[method]
+        trainer = base["overrides"].get("trainer", "gensim")
+        for values in itertools.product(*SOCIAL_GRID.values()):
+            cell = dict(zip(SOCIAL_GRID, values, strict=True))
+            if cell["init"] == "w2v" and trainer == "shared":
+                continue
+            label = f"{method}." + ".".join(f"{k}-{v}" for k, v in cell.items())
+            cells.append((label, base | {"overrides": {**base["overrides"], **cell}}))
+    return cells
+
+
+def social_ablation(dataset, config, chosen, splits, seeds, threads) -> None:
+    for split in splits:
+        data = None
+        for label, entry in social_cells(chosen):
+            for seed in seeds:
+                path = run_path(dataset, split, "social." + label, seed)
+                if path.exists():
+                    continue
+                data = data if data is not None else split_data(dataset, split)
+                init = None
+                with tempfile.TemporaryDirectory() as tmp:
+                    if entry["overrides"]["init"] == "w2v":
+                        init = w2v_start(data, config, entry, seed, threads, Path(tmp))
+                    out = cached_run(
+                        path,
+                        lambda: test_run(data, config, entry, seed, threads, init),  # noqa: B023
+                    )
+                print(
+                    f"{dataset} split{split} social {label} seed {seed} test R@{K} "
+                    f"{out['recall'].mean():.4f}",
+                    flush=True,
+                )
+
+
+def w2v_start(data, config, entry, seed, threads, tmp: Path) -> Path:
+    """The study's W2V (config.yaml's settings) at the cell's dimension, as a start file."""
+    dim = settings_for(config, entry["method"], entry["overrides"])["dim"]
+    fitted = fit(
+        data, config, "w2v", settings_for(config, "w2v", {"dim": dim, "seed": seed}), threads
+    )
+    path = tmp / "w2v.npz"
+    save_embeddings(path, fitted.user_vectors, fitted.item_vectors, fitted.score)
+    return path
 
 
 def main() -> int:
+    from realdata_report import report  # the tables (benchmarks/realdata_report.py)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archive", type=Path, default=ARCHIVE)
-    parser.add_argument("--budget", type=int, default=32)
+    parser.add_argument("--datasets", nargs="+", default=list(ARCHIVES), choices=list(ARCHIVES))
+    parser.add_argument("--budget", type=int, default=24)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--resplits", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--refine", type=int, default=32, help="round-2 trials per method")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=list(SPACES),
-        help="search only these methods again; the others' trials come from the search tsv",
-    )
+    parser.add_argument("--methods", nargs="+", default=list(SPACES), choices=list(SPACES))
+    stages = ["search", "select", "test", "confirm", "social", "report"]
+    parser.add_argument("--stages", nargs="+", default=stages, choices=stages)
     args = parser.parse_args()
-    if not args.archive.exists():
-        print(f"skipped: {args.archive} is absent (see ../shared/data/README.md)")
-        return 0
     config = study_config()
-    data = preprocess_kuairec(args.archive)
-    users = data.users.filter("evaluated")["user"].to_numpy()
-    print(
-        f"{data.users.height} users, {data.items.height} items, {data.train.height} train "
-        f"positives, {users.size} evaluated users, {data.stats['eval_cold_pairs']} cold pairs"
-    )
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "realdata_search.tsv"
-    methods = args.only or list(SPACES)
-    kept = None
-    if args.only:
-        kept = pl.read_csv(path, separator="\t").filter(~pl.col("method").is_in(methods))
-    tried = search(data, config, users, args.budget, args.threads, methods)
-    if args.refine:
-        tried = pl.concat(
-            [tried, refine(data, config, users, tried, args.refine, args.threads, methods)]
-        )
-    if kept is not None:
-        order = {m: i for i, m in enumerate(SPACES)}
-        tried = pl.concat([kept, tried], how="vertical_relaxed").sort(
-            pl.col("method").replace_strict(order), "round", maintain_order=True
-        )
-    tried.write_csv(path, separator="\t")
-    winners = selected(config, tried)
-    for label, (_, overrides) in winners.items():
-        print(f"selected {label:14s} {overrides}")
-    table = report(data, config, users, winners, args.seeds, args.threads)
-    chosen = {label: json.dumps(o, sort_keys=True) for label, (_, o) in winners.items()}
-    table = table.with_columns(selected=pl.col("method").replace_strict(chosen))
-    table.write_csv(OUT / "realdata.tsv", separator="\t", float_precision=4)
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200, float_precision=4):
-        print(table)
+    selected_path = OUT / "realdata_selected.json"
+    frozen = json.loads(selected_path.read_text()) if selected_path.exists() else {}
+    for dataset in args.datasets:
+        if not ARCHIVES[dataset].exists():
+            print(
+                f"skipped {dataset}: {ARCHIVES[dataset]} is absent (see ../shared/data/README.md)"
+            )
+            continue
+        trials = Trials(WORK / f"trials-{dataset}.jsonl", config)
+        if "search" in args.stages:
+            data = preprocess_kuairec(ARCHIVES[dataset])
+            social = data.social.height > 0
+            for method in args.methods:
+                search_method(trials, data, method, args.budget, social, args.threads)
+        if "select" in args.stages:
+            frozen[dataset] = {
+                "trials_sha256": trials.digest(),
+                "budget": args.budget,
+                "chosen": select(trials),
+            }
+            selected_path.write_text(json.dumps(frozen, indent=2, sort_keys=True) + "\n")
+            print(f"{dataset}: selections frozen to {selected_path.name}")
+        if {"test", "confirm", "social"} & set(args.stages):
+            entry = frozen.get(dataset)
+            if entry is None or entry["trials_sha256"] != trials.digest():
+                raise SystemExit(
+                    f"{dataset}: run the select stage first (selections are frozen "
+                    "from the finished search, and test waits for them)"
+                )
+            chosen = entry["chosen"]
+            if "test" in args.stages:
+                evaluate_frozen(dataset, config, chosen, [0], args.seeds, args.threads)
+            if "confirm" in args.stages:
+                resplits = list(range(1, args.resplits + 1))
+                evaluate_frozen(dataset, config, chosen, resplits, args.seeds, args.threads)
+            if "social" in args.stages and preprocess_kuairec(ARCHIVES[dataset]).social.height:
+                splits = list(range(args.resplits + 1))
+                social_ablation(dataset, config, chosen, splits, args.seeds, args.threads)
+    if "report" in args.stages:
+        report(frozen, args, OUT)
     return 0
 
 

@@ -18,7 +18,14 @@ def main(smk):
     }
     per_user = {r: pl.read_parquet(f) for r, f in zip(p.runs, smk.input.per_user, strict=True)}
     summary, best = summary_table(
-        tables, per_user, p.baselines, ks=p.ks, select_k=max(p.ks), n_boot=p.bootstrap, seed=p.seed
+        tables,
+        per_user,
+        p.baselines,
+        ks=p.ks,
+        select_k=max(p.ks),
+        n_boot=p.bootstrap,
+        n_flips=p.permutations,
+        seed=p.seed,
     )
     log.info("best baseline on validation Recall@%d: %s", max(p.ks), best)
     write_tsv(summary, smk.output[0])

@@ -1,12 +1,15 @@
-"""benchmarks/realdata.py's search bookkeeping: equal budgets per trainer, selection per arm."""
+"""benchmarks/realdata.py: distinct budgets, no repeated trial, frozen selections, and the whole
+pre-registered order on a small generated archive (the real archives are not needed)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -15,52 +18,112 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def realdata():
-    spec = importlib.util.spec_from_file_location("realdata", ROOT / "benchmarks/realdata.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        yield importlib.import_module("realdata")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
-def test_each_trainer_gets_half_of_round_one(realdata):
+def fake_recall(data, config, method, overrides, threads):
+    """A deterministic stand-in for fitting: a number from the configuration's settings."""
+    key = realdata_key(config, method, overrides)
+    return (zlib.crc32(key.encode()) % 1000) / 1000, 0.0
+
+
+def realdata_key(config, method, overrides):
+    return sys.modules["realdata"].key_of(config, method, overrides)
+
+
+@pytest.mark.parametrize("method, budget", [("ials", 10), ("mp2v", 8), ("userknn", 24)])
+def test_every_trial_is_a_new_distinct_configuration(
+    realdata, tmp_path, monkeypatch, method, budget
+):
+    """Round 2 never repeats a configuration (the old bookkeeping compared JSON of JSON and
+    re-ran winners); each method ends with exactly its budget of distinct configurations (or
+    its whole space, when smaller), each trainer arm with half."""
+    monkeypatch.setattr(realdata, "valid_recall", fake_recall)
     config = realdata.study_config()
-    space = realdata.SPACES["mp2v"]
-    assert realdata.arm_of(config, "mp2v", {}) == "gensim"  # config.yaml's mp2v
-    drawn = {}
-    for arm, sub in realdata.arms(space).items():
-        share = 32 // 2 - (arm == "gensim")  # config.yaml's settings count for gensim's arm
-        drawn[arm] = realdata.configurations(sub, share, seed=0)
-        assert {c["trainer"] for c in drawn[arm]} == {arm}
-        assert len({json.dumps(c, sort_keys=True) for c in drawn[arm]}) == share
-    assert len(drawn["gensim"]) + 1 == len(drawn["shared"]) == 16
-    assert realdata.arms(realdata.SPACES["ials"]) == {None: realdata.SPACES["ials"]}
+    trials = realdata.Trials(tmp_path / "t.jsonl", config)
+    realdata.search_method(trials, None, method, budget, social=False, threads=1)
+    keys = [r["key"] for r in trials.rows]
+    assert len(keys) == len(set(keys))
+    space = realdata.configurations(realdata.SPACES[method], 1000, seed=0) + [{}]
+    if len(space) <= 1000:  # the whole space, with config.yaml's own settings
+        assert len(keys) == min(budget, len({realdata.key_of(config, method, o) for o in space}))
+    else:
+        assert len(keys) == budget
+    assert {r["round"] for r in trials.rows} == {1, 2}
+    if method == "mp2v":
+        arms = [r["arm"] for r in trials.rows]
+        assert arms.count("gensim") == arms.count("shared") == budget // 2
+    # resuming runs nothing new
+    again = realdata.Trials(tmp_path / "t.jsonl", config)
+    realdata.search_method(again, None, method, budget, social=False, threads=1)
+    assert len(again.rows) == len(keys)
 
 
-def test_selection_keeps_the_winner_and_labels_the_other_trainer(realdata):
+def test_selection_keeps_the_winner_and_labels_the_other_trainer(realdata, tmp_path):
     config = realdata.study_config()
-    rows = [
-        ("mp2v", {}, 0.10),  # config.yaml's settings: the gensim arm
-        ("mp2v", {"trainer": "gensim", "window": 8}, 0.24),
-        ("mp2v", {"trainer": "shared", "window": 2}, 0.21),
-        ("mp2v", {"trainer": "shared", "window": 1}, float("nan")),  # a failed trial
-        ("ials", {"factors": 32}, 0.26),
-        ("ials", {"factors": 64}, 0.25),
-    ]
-    tried = pl.DataFrame(
-        {
-            "method": [m for m, _, _ in rows],
-            "overrides": [json.dumps(o, sort_keys=True) for _, o, _ in rows],
-            "valid_recall": [v for _, _, v in rows],
-        }
-    )
-    winners = realdata.selected(config, tried)
-    assert winners["mp2v"] == ("mp2v", {"trainer": "gensim", "window": 8})
-    assert winners["mp2v.shared"] == ("mp2v", {"trainer": "shared", "window": 2})
-    assert winners["ials"] == ("ials", {"factors": 32})
-    assert "ials.None" not in winners and "mp2v.gensim" not in winners
-    assert winners["popularity"] == ("popularity", {})
+    trials = realdata.Trials(tmp_path / "t.jsonl", config)
+    for method, arm, overrides, recall in [
+        ("mp2v", "gensim", {}, 0.10),
+        ("mp2v", "gensim", {"window": 8}, 0.24),
+        ("mp2v", "shared", {"trainer": "shared", "window": 2}, 0.21),
+        ("mp2v", "shared", {"trainer": "shared", "window": 1}, float("nan")),  # failed
+        ("ials", None, {"factors": 32}, 0.26),
+        ("ials", None, {"factors": 64}, 0.25),
+    ]:
+        key = realdata.key_of(config, method, overrides)
+        trials.add({"method": method, "arm": arm, "round": 1, "overrides": overrides,
+                    "key": key, "valid_recall": recall, "seconds": 0.0})  # fmt: skip
+    chosen = realdata.select(trials)
+    assert chosen["mp2v"]["overrides"] == {"window": 8} and chosen["mp2v"]["distinct"] == 4
+    assert chosen["mp2v.shared"]["overrides"] == {"trainer": "shared", "window": 2}
+    assert chosen["mp2v.shared"]["distinct"] == 2
+    assert chosen["ials"]["overrides"] == {"factors": 32}
+    assert "ials.None" not in chosen and "mp2v.gensim" not in chosen
+    assert chosen["popularity"]["overrides"] == {}
 
 
-def test_skips_cleanly_without_the_archive(realdata, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["realdata.py", "--archive", str(tmp_path / "none.zip")])
-    assert realdata.main() == 0
-    assert capsys.readouterr().out.startswith("skipped:")
+@pytest.mark.slow
+def test_the_pre_registered_order_end_to_end(realdata, tmp_path, monkeypatch, capsys):
+    """search -> select -> test -> confirm -> report on a generated archive: test refuses to
+    run before the selections are frozen, and again once the trials changed."""
+    from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
+
+    archive = tmp_path / "synthetic.zip"
+    write_synthetic_kuairec(archive, n_users=300, n_items=200, small_users=60, small_items=100)
+    monkeypatch.setattr(realdata, "ARCHIVES", {"movielens": archive})
+    monkeypatch.setattr(realdata, "WORK", tmp_path / "work")
+    monkeypatch.setattr(realdata, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(realdata, "OUT", tmp_path)
+    report = importlib.import_module("realdata_report")
+    monkeypatch.setattr(report, "ARCHIVES", {"movielens": archive})
+    monkeypatch.setattr(report, "WORK", tmp_path / "work")
+
+    def run(*args):
+        argv = ["realdata.py", "--budget", "4", "--seeds", "0", "1", "--resplits", "1",
+                "--methods", "itemknn", "ease", "--threads", "1", *args]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        return realdata.main()
+
+    with pytest.raises(SystemExit, match="run the select stage first"):
+        run("--stages", "search", "test")
+    assert run("--stages", "select", "test", "confirm", "report") == 0
+    frozen = json.loads((tmp_path / "realdata_selected.json").read_text())["movielens"]
+    assert {frozen["chosen"][m]["distinct"] for m in ("itemknn", "ease")} == {4}
+    table = pl.read_csv(tmp_path / "realdata.tsv", separator="\t")
+    assert set(table["method"]) == {"itemknn", "ease", "popularity", "random"}
+    assert table["fresh_splits"].to_list() == [1] * 4
+    tests = pl.read_csv(tmp_path / "realdata_tests.tsv", separator="\t")
+    assert (tests["p_value"] >= tests["p_floor"]).all() and (
+        tests["p_holm"] >= tests["p_value"]
+    ).all()
+    search = pl.read_csv(tmp_path / "realdata_search.tsv", separator="\t")
+    assert search.height == 8 and not np.isnan(search["valid_recall"].to_numpy()).any()
+    # a search changed after the selections were frozen: test refuses until select runs again
+    with (tmp_path / "work/trials-movielens.jsonl").open("a") as f:
+        f.write(json.dumps(json.loads(f"{search.row(0, named=True)['overrides']}")) + "\n")
+    with pytest.raises(SystemExit, match="run the select stage first"):
+        run("--stages", "test")

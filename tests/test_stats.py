@@ -7,7 +7,16 @@ import polars as pl
 import pytest
 
 from mp2v4rec.io import InputError
-from mp2v4rec.stats import activity_cohorts, bootstrap_ci, paired_test, summarise
+from mp2v4rec.stats import (
+    SIGN_FLIPS,
+    activity_cohorts,
+    bootstrap_ci,
+    format_p,
+    holm,
+    paired_test,
+    sign_flip_test,
+    summarise,
+)
 
 
 def train_from_counts(counts: dict[int, int]) -> pl.DataFrame:
@@ -93,10 +102,11 @@ def test_paired_test_detects_shift_and_not_permutation():
     a = rng.beta(2, 5, size=2000)
     shifted = paired_test(a, a + 0.1, n_boot=1000, seed=0)
     assert shifted["diff"] == pytest.approx(-0.1)
-    assert shifted["p_value"] == 1 / 1001  # no resample reaches 0: the +1-corrected floor
-    assert shifted["high"] < 0 and shifted["p_value"] < 0.002 and shifted["t_p_value"] < 1e-10
+    # no sign assignment reaches a constant shift: the p-value is the +1-corrected floor
+    assert shifted["p_value"] == shifted["p_floor"] == 1 / (SIGN_FLIPS + 1)
+    assert shifted["high"] < 0 and shifted["t_p_value"] < 1e-10
     noisy = paired_test(a + 0.1 + rng.normal(0, 0.05, a.size), a, n_boot=1000, seed=0)
-    assert noisy["low"] > 0.09 and noisy["p_value"] < 0.002 and noisy["t_p_value"] < 1e-10
+    assert noisy["low"] > 0.09 and noisy["p_value"] < 1e-4 and noisy["t_p_value"] < 1e-10
     assert noisy["t_statistic"] > 0 and noisy["n_users"] == a.size
 
     same = paired_test(a, rng.permutation(a), n_boot=1000, seed=0)
@@ -131,3 +141,31 @@ def test_summarise_both_layouts():
     ).all()
     with pytest.raises(InputError):
         summarise({"ild": x}, [5], n_boot=10)
+
+
+def test_sign_flip_test_exact_on_a_hand_case():
+    """d = (1, 2, 3): the 8 sign assignments have |sum| 6, 4, 2, 0, 0, 2, 4, 6; two reach 6."""
+    p, floor = sign_flip_test(np.array([1.0, 2.0, 3.0]))
+    assert p == pytest.approx(2 / 8) and floor == pytest.approx(2 / 8)
+    p, _ = sign_flip_test(np.array([1.0, -1.0, 2.0, -2.0]))  # sum 0: every assignment counts
+    assert p == 1.0
+    # sampled: close to the exact value, and never below its floor
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.05, 1.0, 40)
+    p_mc, floor = sign_flip_test(d, n_flips=20_000, seed=1)
+    t_p = paired_test(d, np.zeros_like(d))["t_p_value"]
+    assert floor == 1 / 20_001 and p_mc >= floor and abs(p_mc - t_p) < 0.05
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    """p = (0.01, 0.04, 0.03, nan): sorted 0.01*3, 0.03*2, 0.04*1 -> 0.03, 0.06, 0.06 (monotone)."""
+    got = holm([0.01, 0.04, 0.03, np.nan])
+    np.testing.assert_allclose(got[:3], [0.03, 0.06, 0.06])
+    assert np.isnan(got[3])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]  # 0.5 * 2 = 1, then monotone
+
+
+def test_format_p_never_reports_below_the_floor():
+    assert format_p(1 / 100_001, 1 / 100_001) == "< 1.0e-05"
+    assert format_p(0.25, 0.25) == "<= 0.25"
+    assert format_p(0.0123, 1e-5) == "0.0123"

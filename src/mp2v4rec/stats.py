@@ -110,17 +110,81 @@ def bootstrap_ci(
     return point, low, high
 
 
+SIGN_FLIPS = 100_000  # random sign flips of a paired test (exact enumeration below 2^17 users)
+
+
+def sign_flip_test(d: np.ndarray, *, n_flips: int = SIGN_FLIPS, seed: int = 0) -> tuple:
+    """Two-sided paired permutation test of ``mean(d) = 0``: under the null every per-user
+    difference is as likely negated, so the p-value is the share of sign assignments whose mean
+    is at least as far from 0 as the observed one. Exact (all ``2^n`` assignments) when
+    ``2^n <= n_flips``, else ``n_flips`` seeded random assignments with the +1 correction.
+
+    Returns ``(p_value, floor)``: ``floor`` is the smallest p-value the test can resolve
+    (``2 / 2^n`` exact, ``1 / (n_flips + 1)`` sampled); report a p-value at the floor as
+    "p < floor" or "p <= floor", never as measured below it."""
+    d = np.asarray(d, dtype=np.float64)
+    n = d.size
+    if n == 0:
+        return float("nan"), float("nan")
+    observed = abs(d.sum()) * (1 - 1e-12)  # ties within rounding count as "at least as far"
+    if n < 63 and 2**n <= n_flips:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        sums = np.abs(signs @ d)
+        return float(np.count_nonzero(sums >= observed) / 2**n), 2.0 / 2**n
+    rng = np.random.default_rng(seed)
+    total, extreme, done, chunk = d.sum(), 0, 0, max(1, (1 << 22) // n)
+    while done < n_flips:
+        m = min(chunk, n_flips - done)
+        # one random bit per user and assignment (1: negated): sum = total - 2 * flipped part
+        raw = np.frombuffer(rng.bytes(m * n // 8 + 1), dtype=np.uint8)
+        bits = np.unpackbits(raw, count=m * n).reshape(m, n)
+        sums = total - 2.0 * (bits.astype(np.float64) @ d)
+        extreme += int(np.count_nonzero(np.abs(sums) >= observed))
+        done += m
+    return (extreme + 1) / (n_flips + 1), 1.0 / (n_flips + 1)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error):
+    the i-th smallest is multiplied by ``(m - i)``, then made monotone and capped at 1; NaN
+    entries are left out of the family and stay NaN."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def format_p(p: float, floor: float) -> str:
+    """A p-value as text: ``"< floor"`` when it is at the test's floor (it was not measured
+    below it), else three significant digits."""
+    if np.isnan(p):
+        return "n/a"
+    if p <= floor * (1 + 1e-9):
+        return f"<= {floor:.2g}" if floor >= 1e-3 else f"< {floor * 1.0001:.1e}"
+    return f"{p:.3g}"
+
+
 def paired_test(
-    a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_flips: int = SIGN_FLIPS,
 ) -> dict[str, float]:
     """Paired comparison of two methods' per-user values (same users, same order).
 
-    ``diff`` = mean(a - b) with its percentile bootstrap CI (``low``, ``high``); ``p_value`` is
-    the two-sided bootstrap p-value: the share of resampled mean differences, centred on
-    ``diff``, at least as far from it as ``diff`` is from 0, with the +1 correction (so never
-    below 1 / (n_boot + 1)). ``t_statistic`` and ``t_p_value`` come from the paired t-test
-    (scipy.stats.ttest_rel; a constant non-zero difference gives inf and 0). Pairs with a NaN
-    side are dropped; ``n_users`` counts the rest.
+    ``diff`` = mean(a - b) with its percentile bootstrap CI (``low``, ``high``, ``n_boot``
+    resamples); ``p_value`` is the two-sided sign-flip permutation test of the mean difference
+    (:func:`sign_flip_test`, ``n_flips`` assignments) and ``p_floor`` the smallest p-value it can
+    resolve. ``t_statistic`` and ``t_p_value`` come from the paired t-test (scipy.stats.ttest_rel;
+    a constant non-zero difference gives inf and 0). Pairs with a NaN side are dropped;
+    ``n_users`` counts the rest.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape:
@@ -131,16 +195,15 @@ def paired_test(
     a, b = a[keep], b[keep]
     d = a - b
     nan = float("nan")
-    out = {"diff": nan, "low": nan, "high": nan, "p_value": nan}
+    out = {"diff": nan, "low": nan, "high": nan, "p_value": nan, "p_floor": nan}
     out |= {"t_statistic": nan, "t_p_value": nan, "n_users": int(d.size)}
     if d.size == 0:
         return out
     point, boot = bootstrap_means(d, n_boot=n_boot, seed=seed)
     diff, boot = float(point[0]), boot[:, 0]
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    extreme = np.count_nonzero(np.abs(boot - diff) >= abs(diff))
     out |= {"diff": diff, "low": float(low), "high": float(high)}
-    out["p_value"] = (extreme + 1) / (n_boot + 1)
+    out["p_value"], out["p_floor"] = sign_flip_test(d, n_flips=n_flips, seed=seed)
     spread = np.ptp(d)
     if d.size > 1 and spread > 1e-12 * max(1.0, float(np.abs(d).max())):
         t = scipy.stats.ttest_rel(a, b)
