@@ -112,21 +112,20 @@ def walks(events: int, d: Path) -> dict:
 
 
 def train(events: int, d: Path) -> dict:
-    from mp2v4rec.jobs import skipgram_job
+    from mp2v4rec.jobs import train_job
 
-    curve = skipgram_job(
+    model = train_job(
         corpus=d / "walks.txt",
         **{t: d / f"data/{t}.parquet" for t in ("train", "valid")},
         user_table=d / "data/users.parquet",
         item_table=d / "data/items.parquet",
-        embeddings=d / "embeddings.npz",
+        output=d / "embeddings.npz",
         curve=d / "curve.tsv",
-        kind="mp2v",
-        params=SKIPGRAM,
+        settings={"kind": "mp2v", "trainer": "gensim", "init": "random", **SKIPGRAM},
         validation={"keep_best_epoch": False, "k": max(KS)},
         threads=THREADS,
     )
-    return {"epochs": curve.height}
+    return {"epochs": model.curve.height}
 
 
 def recommend(events: int, d: Path) -> dict:

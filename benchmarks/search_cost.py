@@ -15,7 +15,7 @@ configs/kuairec-synthetic.yaml and preprocessed as config.yaml's kuairec dataset
 
 * walks: all 20 walk sets, the walk_shard job body (``mp2v4rec.jobs.walk_job``) with 2 threads
   (one file per set), wall seconds;
-* training: the train_mp2v job body (``jobs.skipgram_job``: users from their tokens,
+* training: the train rule's job body (``jobs.train_job``: users from their tokens,
   validation on the valid split, 2 workers) for 14 fit cells and 4 held-out cells (one is the
   grid's largest) with ``--epochs`` epochs (default 2) instead of 5. Epoch boundaries come from
   the training curve the job writes: per epoch the training wall and CPU seconds (gensim) and
@@ -246,25 +246,25 @@ def write_all_walks(d: Path, settings: dict, reuse: bool) -> dict[tuple[int, int
 def train_cell(
     d: Path, cell: tuple, walks: dict, settings: dict, epochs: int, workers: int, role: str
 ) -> dict:
-    """Train one cell with the train_mp2v job body; per-epoch seconds from its curve."""
-    from mp2v4rec.jobs import skipgram_job
+    """Train one cell with the train rule's job body; per-epoch seconds from its curve."""
+    from mp2v4rec.jobs import train_job
 
     length, pernode, window, negative = cell
     out = d / "cells" / f"{role}_{length}_{pernode}_{window}_{negative}_{workers}"
     before, c0 = load1(), cpu_seconds()
     started = time.perf_counter()
-    curve = skipgram_job(
+    params = dict(settings["skipgram"], window=window, negative=negative, epochs=epochs)
+    curve = train_job(
         corpus=d / "walks" / f"{walkset(length, pernode)}.txt",
         **{t: d / f"data/{t}.parquet" for t in ("train", "valid")},
         user_table=d / "data/users.parquet",
         item_table=d / "data/items.parquet",
-        embeddings=out / "embeddings.npz",
+        output=out / "embeddings.npz",
         curve=out / "curve.tsv",
-        kind="mp2v",
-        params=dict(settings["skipgram"], window=window, negative=negative, epochs=epochs),
+        settings={"kind": "mp2v", "trainer": "gensim", "init": "random", **params},
         validation={"keep_best_epoch": True, "k": settings["validation_k"]},
         threads=workers,
-    )
+    ).curve
     wall, cpu = time.perf_counter() - started, cpu_seconds() - c0
     # the curve's clocks run from the start of training; an epoch's training is what passes
     # between the previous epoch's scoring and its own end

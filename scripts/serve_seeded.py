@@ -1,6 +1,8 @@
 """Rule evaluate_seeded: continue each evaluated user's last train items as a playlist and
 score the continuation against their held-out test items (protocol `seeded`): the user's train
-items and validation positives never take a slot, cold test pairs follow evaluate.cold."""
+items and validation positives never take a slot, cold test pairs follow evaluate.cold. A model
+scored against context vectors continues in the item table (context or input) that scores
+better on validation."""
 
 import logging
 
@@ -10,7 +12,7 @@ from mp2v4rec.evaluation import for_users, headline_truths
 from mp2v4rec.io import count_rows, run_rule, write_tsv
 from mp2v4rec.kinds import kind_of
 from mp2v4rec.models import load_model
-from mp2v4rec.protocols import seeded_lists, seeded_table
+from mp2v4rec.protocols import choose_item_space, seeded_lists, seeded_table
 
 log = logging.getLogger("mp2v4rec.rules")
 
@@ -25,12 +27,23 @@ def main(smk):
     held_out = for_users(
         {split: pl.read_parquet(smk.input[split]) for split in ("valid", "test")}, evaluated
     )
+    sizes = dict(n_users=count_rows(smk.input.user_table), n_items=count_rows(smk.input.item_table))
+    if model is not None:  # context-scored models: the item table chosen on validation
+        space, recall = choose_item_space(
+            model,
+            train,
+            held_out["valid"],
+            evaluated,
+            **sizes,
+            seed_items=p.seed_items,
+            k=max(p.ks),
+        )
+        model = model if space == "own" else model.item_space(space)
     recs, counts = seeded_lists(
         model,
         train,
         evaluated,
-        n_users=count_rows(smk.input.user_table),
-        n_items=count_rows(smk.input.item_table),
+        **sizes,
         seed_items=p.seed_items,
         k=max(p.ks),
         exclude=held_out["valid"],

@@ -13,7 +13,7 @@ from mp2v4rec.embed import (
     write_sequences,
 )
 from mp2v4rec.io import InputError
-from mp2v4rec.models import load_embeddings, save_embeddings
+from mp2v4rec.models import load_embeddings, load_model, save_embeddings
 
 
 def interactions(rows):
@@ -120,7 +120,7 @@ def test_fit_w2v_users_are_item_means(tmp_path):
     corpus = tmp_path / "seq.txt"
     write_sequences(train, corpus)
     params = dict(SG, dim=4, window=2, negative=2, epochs=2, seed=0)
-    users, items, score, curve = fit_skipgram_method(
+    fitted = fit_skipgram_method(
         corpus,
         user_vectors_from="items",
         train=train,
@@ -131,9 +131,11 @@ def test_fit_w2v_users_are_item_means(tmp_path):
         score="cosine",
         validation_k=2,
     )
+    users, items = fitted.user_vectors, fitted.item_vectors
     np.testing.assert_allclose(users[0], items[:2].mean(axis=0), rtol=1e-6)
-    assert score == "cosine"
+    assert fitted.score == "cosine" and fitted.item_input_vectors is None
     timing = ["seconds", "cpu_seconds", "valid_seconds", "valid_cpu_seconds"]
+    curve = fitted.curve
     assert curve.columns == ["epoch", *timing[:2], "valid_recall", *timing[2:]]
     assert curve.height == 2
 
@@ -184,7 +186,14 @@ def test_context_score_uses_the_items_context_vectors(tmp_path):
         )
         for score in ("cosine", "context")
     }
-    users, items, saved, _ = fits["context"]
-    assert saved == "dot"
-    np.testing.assert_array_equal(users, fits["cosine"][0])  # same model, same user vectors
-    assert not np.allclose(items, fits["cosine"][1])  # items are the context table's rows
+    context, cosine = fits["context"], fits["cosine"]
+    assert context.score == "dot"
+    # same model, same user vectors; items are the context table's rows, and the input table
+    # (the cosine model's item vectors) is kept beside them, saved and loaded with them
+    np.testing.assert_array_equal(context.user_vectors, cosine.user_vectors)
+    assert not np.allclose(context.item_vectors, cosine.item_vectors)
+    np.testing.assert_array_equal(context.item_input_vectors, cosine.item_vectors)
+    context.save(tmp_path / "e.npz")
+    again = load_model("embeddings", tmp_path / "e.npz", {})
+    np.testing.assert_array_equal(again.item_input_vectors, cosine.item_vectors)
+    assert again.item_space("input").score == "cosine" and again.item_space("context") is again

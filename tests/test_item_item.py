@@ -158,3 +158,26 @@ def test_item_item_weights_are_checked():
         ItemItem(np.zeros((2, 3)))
     with pytest.raises(InputError, match="NaN"):
         ItemItem(np.array([[0.0, np.nan], [1.0, 0.0]]))
+
+
+def test_item_space_is_chosen_on_validation_seeded_recall():
+    """User 0's seed is i0. Context table (dot): i2 is closest to i0; input table (cosine): i1
+    is. Validation item i1 -> the input table wins; i2 -> context; a model without an input
+    table keeps its own."""
+    from mp2v4rec.models import Embeddings
+    from mp2v4rec.protocols import choose_item_space
+
+    context = np.array([[1, 0], [0, 1], [1, 0.1], [0.5, 0.5]], np.float32)
+    inputs = np.array([[1, 0], [1, 0.05], [0, 1], [0, -1]], np.float32)
+    model = Embeddings(np.ones((2, 2), np.float32), context, "dot", item_input_vectors=inputs)
+    train = frame([(0, 0), (1, 1), (1, 2), (1, 3)])
+    for target, want in ((1, "input"), (2, "context")):
+        valid = frame([(0, target)])
+        space, recall = choose_item_space(
+            model, train, valid, np.array([0]), n_users=2, n_items=4, seed_items=1, k=1
+        )
+        assert space == want and recall[want] == 1.0 and sum(recall.values()) == 1.0
+    plain = Embeddings(model.user_vectors, context, "dot")
+    assert choose_item_space(
+        plain, train, valid, np.array([0]), n_users=2, n_items=4, seed_items=1, k=1
+    ) == ("own", {})

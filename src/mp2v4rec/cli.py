@@ -242,10 +242,29 @@ def item_vectors(run: Run, items=None):
     return frame["item"].to_numpy().astype(np.int64), frame["vector"].to_numpy()
 
 
+def playlist_candidates(run: Run, seeds, score: str, pool_size: int):
+    """``(indices, vectors, query)``: every item with its vector, or for an ANN-served method
+    the ``pool_size`` nearest candidates of the seeds' query from the index."""
+
+    from mp2v4rec.serve import ann_search, read_index, seed_query
+
+    if run.meta["search"] != "ann":
+        idx, vecs = item_vectors(run)
+        return idx, vecs, seed_query(vecs[seeds], score)
+    _, seed_vecs = item_vectors(run, seeds)  # candidates from the index, vectors of those only
+    query = seed_query(seed_vecs, score)
+    index = read_index(run.path("index"))
+    pool, _ = ann_search(
+        index, query[None], pool_size + seeds.size, run.meta["ann"]["nprobe"], score
+    )
+    idx, vecs = item_vectors(run, pool[0][pool[0] >= 0])
+    return idx, vecs, query
+
+
 def cmd_playlist(args) -> None:
     import numpy as np
 
-    from mp2v4rec.serve import in_space, mmr, seed_query
+    from mp2v4rec.serve import in_space, mmr
 
     if not 0.0 <= args.diversity <= 1.0:
         raise CliError(f"--diversity must be between 0 and 1, got {args.diversity}")
@@ -262,19 +281,7 @@ def cmd_playlist(args) -> None:
     seeds = np.array(sorted({found[r]["item"] for r in raws}), dtype=np.int64)
     score = run.meta["score"]
     pool_size = max(20 * args.n, 1000)
-    if run.meta["search"] == "ann":  # candidates from the index, vectors of those only
-        from mp2v4rec.serve import ann_search, read_index
-
-        _, seed_vecs = item_vectors(run, seeds)
-        query = seed_query(seed_vecs, score)
-        index = read_index(run.path("index"))
-        nprobe = run.meta["ann"]["nprobe"]
-        pool, _ = ann_search(index, query[None], pool_size + seeds.size, nprobe, score)
-        pool = pool[0][pool[0] >= 0]
-        idx, vecs = item_vectors(run, pool)
-    else:
-        idx, vecs = item_vectors(run)
-        query = seed_query(vecs[seeds], score)
+    idx, vecs, query = playlist_candidates(run, seeds, score, pool_size)
     if not np.any(query):
         raise CliError(
             f"none of the seed items has a vector in {run.method} (they never occurred in "

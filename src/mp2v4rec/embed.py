@@ -258,8 +258,9 @@ def fit_skipgram_method(
     (:data:`SKIPGRAM_SCORES`).
 
     With ``valid`` given, validation Recall@``validation_k`` is measured after every epoch and the
-    best epoch is kept. Returns user vectors, item vectors (context vectors for ``context``), the
-    score to save with them (cosine or dot) and the curve as a polars frame.
+    best epoch is kept. Returns the :class:`~mp2v4rec.models.Embeddings`: user vectors, item
+    vectors (the context table for ``context``, whose input table is kept as
+    ``item_input_vectors``), the score to save with them (cosine or dot) and the curve.
     """
     from mp2v4rec.validation import Validator
 
@@ -295,7 +296,8 @@ def fit_skipgram_method(
             shuffled, **params, workers=workers, init=init, on_epoch=on_epoch
         )
     users, items = vectors(model)
-    return users, items, saved_score, pl.DataFrame(curve)
+    inputs = token_matrix(model.wv, "i", n_items, rows["i"]) if score == "context" else None
+    return Embeddings(users, items, saved_score, pl.DataFrame(curve), item_input_vectors=inputs)
 
 
 def fit_skipgram(data, settings: dict):
@@ -327,7 +329,7 @@ def fit_skipgram(data, settings: dict):
             data.corpus, **common, params=shared_params(params), score=score
         )
         return Embeddings(users, items, score, curve)
-    users, items, saved, curve = fit_skipgram_method(
+    return fit_skipgram_method(
         data.corpus,
         user_vectors_from="tokens" if kind.corpus == "walks" else "items",
         **common,
@@ -335,4 +337,3 @@ def fit_skipgram(data, settings: dict):
         score=score,
         init=start,
     )
-    return Embeddings(users, items, saved, curve)

@@ -157,28 +157,19 @@ def evaluate_run(
     ``per_user``: user, split, metric, k, value of the headline users for the ``per_user_ks``
     (for paired tests and distributions).
     """
-    n_items = items.height
     headline, colds = headline_truths(truths, train, cold)
     tables, per_user_rows = [], []
     for split, truth in headline.items():
         lists = split_lists(recs, split)
         if colds[split].height:
-            cold_users, cold_accuracy = per_user_metrics(lists, colds[split], ks)
-            summary = summarise(
-                {(m, k): cold_accuracy[m][:, j] for m in cold_accuracy for j, k in enumerate(ks)},
-                n_boot=n_boot,
-                seed=seed,
-            )
-            tables.append(
-                summary.with_columns(pl.lit(split).alias("split"), pl.lit("cold").alias("cohort"))
-            )
+            tables.append(_cold_table(lists, colds[split], ks, split, n_boot, seed))
         if not truth.height:
             continue
         users, accuracy = per_user_metrics(lists, truth, ks)
         frame, beyond = beyond_accuracy(
             lists,
             train,
-            n_items,
+            items.height,
             ks,
             item_vectors=item_vectors,
             reference_vectors=reference_vectors,
@@ -187,20 +178,9 @@ def evaluate_run(
         )
         values = {(m, k): accuracy[m][:, j] for m in accuracy for j, k in enumerate(ks)}
         values.update(beyond)
-        cohort_of = activity_cohorts(train, users)["cohort"].to_numpy()
-        for cohort in COHORTS[:-1]:
-            mask = np.ones(users.size, bool) if cohort == "all" else cohort_of == cohort
-            if not mask.any():
-                continue
-            summary = summarise(
-                {key: v[mask] for key, v in values.items()}, n_boot=n_boot, seed=seed
-            )
-            tables.append(
-                summary.with_columns(pl.lit(split).alias("split"), pl.lit(cohort).alias("cohort"))
-            )
-        lists = frame.filter(pl.col("metric").is_in(LIST_LEVEL))
+        tables += _cohort_tables(values, activity_cohorts(train, users), split, n_boot, seed)
         tables.append(
-            lists.with_columns(
+            frame.filter(pl.col("metric").is_in(LIST_LEVEL)).with_columns(
                 pl.lit(split).alias("split"),
                 pl.lit("all").alias("cohort"),
                 pl.lit(None, pl.Float64).alias("ci_low"),
@@ -208,19 +188,19 @@ def evaluate_run(
                 pl.lit(int(users.size)).alias("n_users"),
             )
         )
-        for (metric, k), v in values.items():
-            if k in per_user_ks:
-                per_user_rows.append(
-                    pl.DataFrame(
-                        {
-                            "user": users.astype(np.int32),
-                            "split": split,
-                            "metric": metric,
-                            "k": int(k),
-                            "value": v.astype(np.float64),
-                        }
-                    )
-                )
+        per_user_rows += [
+            pl.DataFrame(
+                {
+                    "user": users.astype(np.int32),
+                    "split": split,
+                    "metric": metric,
+                    "k": int(k),
+                    "value": v.astype(np.float64),
+                }
+            )
+            for (metric, k), v in values.items()
+            if k in per_user_ks
+        ]
     table = pl.concat([t.select(list(METRICS_SCHEMA)).cast(METRICS_SCHEMA) for t in tables])
     order = {m: i for i, m in enumerate(METRICS)}
     table = table.sort(
@@ -232,6 +212,29 @@ def evaluate_run(
     )
     per_user = pl.concat(per_user_rows) if per_user_rows else pl.DataFrame()
     return table, per_user
+
+
+def _cold_table(lists, cold_truth, ks, split, n_boot, seed) -> pl.DataFrame:
+    """Accuracy of the cold held-out pairs alone (cohort ``cold``)."""
+    _, accuracy = per_user_metrics(lists, cold_truth, ks)
+    values = {(m, k): accuracy[m][:, j] for m in accuracy for j, k in enumerate(ks)}
+    summary = summarise(values, n_boot=n_boot, seed=seed)
+    return summary.with_columns(pl.lit(split).alias("split"), pl.lit("cold").alias("cohort"))
+
+
+def _cohort_tables(values, cohorts: pl.DataFrame, split, n_boot, seed) -> list[pl.DataFrame]:
+    """Every per-user measure summarised over all users and per activity cohort."""
+    cohort_of = cohorts["cohort"].to_numpy()
+    tables = []
+    for cohort in COHORTS[:-1]:
+        mask = np.ones(cohort_of.size, bool) if cohort == "all" else cohort_of == cohort
+        if not mask.any():
+            continue
+        summary = summarise({key: v[mask] for key, v in values.items()}, n_boot=n_boot, seed=seed)
+        tables.append(
+            summary.with_columns(pl.lit(split).alias("split"), pl.lit(cohort).alias("cohort"))
+        )
+    return tables
 
 
 def paired_comparisons(

@@ -61,14 +61,21 @@ def save_embeddings(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
     score: str = "cosine",
+    item_input_vectors: np.ndarray | None = None,
 ) -> None:
+    """``embeddings.npz``; ``item_input_vectors``: the input table of a model scored against
+    its context table (the item vectors), kept for item-to-item similarity."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}")
+    extra = {}
+    if item_input_vectors is not None:
+        extra["item_input_vectors"] = np.ascontiguousarray(item_input_vectors, dtype=np.float32)
     save_npz(
         path,
         user_vectors=np.ascontiguousarray(user_vectors, dtype=np.float32),
         item_vectors=np.ascontiguousarray(item_vectors, dtype=np.float32),
         score=np.array(score),
+        **extra,
     )
 
 
@@ -77,13 +84,26 @@ def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, st
     return data["user_vectors"], data["item_vectors"], str(data["score"])
 
 
+ITEM_SPACES = ("context", "input")  # the item tables of a model scored against context vectors
+
+
 @dataclass
 class Embeddings:
     user_vectors: np.ndarray
     item_vectors: np.ndarray
     score: str
     curve: pl.DataFrame | None = None
+    item_input_vectors: np.ndarray | None = None  # the input table, when items are context rows
     model = "embeddings"
+
+    def item_space(self, space: str) -> Embeddings:
+        """The model for item-to-item use: its own item vectors and score (``context``), or the
+        input table compared by cosine (``input``, word2vec's item similarity)."""
+        if space not in ITEM_SPACES or (space == "input" and self.item_input_vectors is None):
+            raise InputError(f"no {space!r} item table in these embeddings")
+        if space == "context":
+            return self
+        return Embeddings(self.user_vectors, self.item_input_vectors, "cosine")
 
     def scorer(self, train: pl.DataFrame, n_users: int, n_items: int) -> Scorer:
         return embedding_scorer(self.user_vectors, self.item_vectors, score=self.score)
@@ -99,7 +119,9 @@ class Embeddings:
         return embedding_scorer(Q, V, score="dot"), np.any(Q != 0, axis=1)
 
     def save(self, path) -> None:
-        save_embeddings(path, self.user_vectors, self.item_vectors, self.score)
+        save_embeddings(
+            path, self.user_vectors, self.item_vectors, self.score, self.item_input_vectors
+        )
 
 
 @dataclass
@@ -211,7 +233,13 @@ def load_model(model: str, path: str | os.PathLike | None, settings: Mapping):
     """The model a recommend/serve/evaluate job reads: from its file, or (``none``) from the
     settings alone."""
     if model == "embeddings":
-        return Embeddings(*load_embeddings(path))
+        data = load_npz(path)
+        return Embeddings(
+            data["user_vectors"],
+            data["item_vectors"],
+            str(data["score"]),
+            item_input_vectors=data.get("item_input_vectors"),
+        )
     if model == "item_item":
         return load_item_item(path)
     return kind_of(settings).fit_function()(None, settings)  # fitted from train when scoring

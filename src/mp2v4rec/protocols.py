@@ -31,8 +31,10 @@ import polars as pl
 import scipy.sparse as sp
 
 from mp2v4rec.arrays import pair_keys, split_pair_keys
+from mp2v4rec.datasets.common import cold_mask
 from mp2v4rec.io import InputError
-from mp2v4rec.metrics import _check_ks, _columns, accuracy_metrics
+from mp2v4rec.metrics import _check_ks, _columns, accuracy_metrics, per_user_metrics
+from mp2v4rec.models import ITEM_SPACES
 from mp2v4rec.recommend import (
     SCORES,
     Fallback,
@@ -583,7 +585,6 @@ def seeded_table(
     """Recall, NDCG, precision and hit rate at ``ks`` of the continuations against the held-out
     items, with bootstrap CIs over users, in ``evaluation.METRICS_SCHEMA`` plus
     ``protocol = "seeded"`` (split ``test``, cohort ``all``)."""
-    from mp2v4rec.metrics import per_user_metrics
     from mp2v4rec.stats import SUMMARY_SCHEMA, summarise
 
     users, per_user = per_user_metrics(recs, truth, ks)
@@ -592,3 +593,40 @@ def seeded_table(
     table = summarise(per_user, list(ks), n_boot=n_boot, seed=seed)
     table = table.with_columns(split=pl.lit("test"), cohort=pl.lit("all"))
     return table.select("split", "cohort", *SUMMARY_SCHEMA).with_columns(protocol=pl.lit("seeded"))
+
+
+def choose_item_space(
+    model,
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    users: np.ndarray,
+    *,
+    n_users: int,
+    n_items: int,
+    seed_items: int,
+    k: int,
+) -> tuple[str, dict[str, float]]:
+    """The item table a model's item-to-item uses (similar items, seeded continuation) read:
+    for a model scored against context vectors that kept its input table, the one whose seeded
+    continuation scores the higher validation Recall@``k`` (lists mask train only; cold pairs
+    out; context on ties), with both values; for any other model its own (``"own"``, {})."""
+    if getattr(model, "item_input_vectors", None) is None:
+        return "own", {}
+    truth = valid.filter(pl.col("user").is_in(pl.Series(users).implode()))
+    truth = truth.filter(~cold_mask(truth, train))
+    recall = {}
+    for space in ITEM_SPACES:
+        recs, _ = seeded_lists(
+            model.item_space(space),
+            train,
+            users,
+            n_users=n_users,
+            n_items=n_items,
+            seed_items=seed_items,
+            k=k,
+        )
+        _, values = per_user_metrics(recs, truth, [k])
+        recall[space] = float(values["recall"][:, 0].mean()) if truth.height else float("nan")
+    best = max(ITEM_SPACES, key=lambda space: (recall[space], space == "context"))
+    log.info("item space on validation Recall@%d: %s -> %s", k, recall, best)
+    return best, recall

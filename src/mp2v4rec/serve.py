@@ -629,13 +629,21 @@ def _write_vectors(tmp: Path, user_vectors, item_vectors, user_raw, item_raw) ->
         write_word2vec(tmp / FILES[name], [str(r) for r in raw[rows]], vectors[rows])
 
 
-def _serve_vectors(tmp, model, train, meta, *, neighbours, k, exact_max_items, ann, threads):
-    """An embedding model's artefacts: neighbours and user lists (exact or through an ANN
-    index), the vectors in parquet and word2vec formats."""
+def _serve_vectors(
+    tmp, model, train, meta, *, neighbours, k, exact_max_items, ann, threads, item_space
+):
+    """An embedding model's artefacts: neighbours (in the item table ``item_space`` names, for
+    exact search) and user lists (exact or through an ANN index), the vectors in parquet and
+    word2vec formats."""
     _check_score(model.score)
     item_vectors = model.item_vectors
     present = nonzero_rows(item_vectors)
     mode = "exact" if present.size <= exact_max_items else "ann"
+    space, recall = item_space
+    if mode == "ann" or space == "own":  # the index holds the scoring table only
+        space = "own" if space == "own" else "context"
+    similar = model if space in ("own", "context") else model.item_space(space)
+    meta["item_space"] = {"table": space, "valid_seeded_recall": recall}
     meta |= {"items_with_vectors": int(present.size), "dim": int(item_vectors.shape[1])}
     meta |= {"search": mode, "vectors": True}
     index, nprobe = None, 1
@@ -644,7 +652,7 @@ def _serve_vectors(tmp, model, train, meta, *, neighbours, k, exact_max_items, a
             tmp, item_vectors, model.score, neighbours, dict(ann or {}), threads
         )
     neighbour_lists = iter_neighbours(
-        item_vectors, neighbours, model.score, index=index, nprobe=nprobe
+        similar.item_vectors, neighbours, similar.score, index=index, nprobe=nprobe
     )
     user_lists = iter_user_recommendations(
         model.user_vectors, item_vectors, model.score, train, k, index=index, nprobe=nprobe
@@ -696,11 +704,13 @@ def build_serve(
     exact_max_items: int = 200_000,
     ann: Mapping[str, Any] | None = None,
     threads: int = 1,
+    item_space: tuple[str, dict] = ("own", {}),
 ) -> dict[str, Any]:
     """Write every serving artefact of one method into ``outdir`` (built in a temporary folder
     beside it and renamed, so a failed job leaves nothing). ``model``: a
-    :mod:`mp2v4rec.models` model (or ``user_vectors``, ``item_vectors`` and ``score``).
-    Returns the ``serve.json`` record."""
+    :mod:`mp2v4rec.models` model (or ``user_vectors``, ``item_vectors`` and ``score``);
+    ``item_space``: the item table the neighbour lists read and its validation figures
+    (``protocols.choose_item_space``). Returns the ``serve.json`` record."""
     from mp2v4rec.models import Embeddings
 
     model = model or Embeddings(user_vectors, item_vectors, score)
@@ -737,6 +747,7 @@ def build_serve(
             exact_max_items=exact_max_items,
             ann=ann,
             threads=threads,
+            item_space=item_space,
         )
         del meta["user_raw"], meta["item_raw"]
         present = [key for key, name in FILES.items() if (tmp / name).exists()]

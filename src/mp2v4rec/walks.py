@@ -111,6 +111,19 @@ def _alias_table(indptr, weights, nodes, table, prob, stack):
             table[j, 1] = (np.uint64(alias) << _S32) | np.uint64(nodes[j])
 
 
+@njit(cache=True, inline="always")
+def _pick(indices, table, weighted, a, b, z):  # pragma: no cover - compiled
+    """The neighbour in ``a..b-1`` that the random word ``z`` picks: its high 32 bits choose
+    the slot (multiply-shift), its low 32 bits toss the alias coin of a weighted slot."""
+    j = a + np.int64(((z >> _S32) * np.uint64(b - a)) >> _S32)
+    if not weighted:
+        return np.int64(indices[j])
+    packed = table[j, 1]
+    if (z & _LOW32) < table[j, 0]:
+        return np.int64(packed & _LOW32)
+    return np.int64(packed >> _S32)
+
+
 @njit(parallel=True, cache=True)
 def _walk_kernel(
     indptr,
@@ -172,16 +185,7 @@ def _walk_kernel(
                 st = state[i] + _GOLD
                 state[i] = st
                 z = _mix(st)
-                # high 32 bits pick the slot (multiply-shift), low 32 bits toss the alias coin
-                j = a + np.int64(((z >> _S32) * np.uint64(b - a)) >> _S32)
-                if weighted:
-                    packed = table[j, 1]
-                    if (z & _LOW32) < table[j, 0]:
-                        v = np.int64(packed & _LOW32)
-                    else:
-                        v = np.int64(packed >> _S32)
-                else:
-                    v = np.int64(indices[j])
+                v = _pick(indices, table, weighted, a, b, z)
                 node[i] = v
                 out[w0 + i, n[i]] = v
                 n[i] += 1
@@ -400,6 +404,42 @@ def generate_walks(
     return out[keep].astype(np.int64), lengths[keep]
 
 
+@dataclass
+class _Buffers:
+    """Reused arrays of one chunk of walks: node ids, lengths, and their text."""
+
+    out: np.ndarray
+    lengths: np.ndarray
+    sizes: np.ndarray
+    offsets: np.ndarray
+    text: np.ndarray
+
+    @classmethod
+    def sized(cls, rows: int, walk_length: int) -> _Buffers:
+        return cls(
+            out=np.empty((rows, walk_length), dtype=np.int32),
+            lengths=np.empty(rows, dtype=np.int32),
+            sizes=np.empty(rows, dtype=np.int64),
+            offsets=np.zeros(rows + 1, dtype=np.int64),
+            text=np.empty(0, dtype=np.uint8),
+        )
+
+    def write_chunk(self, plan, first, n_starts, walks_per_node, seed, fh) -> np.ndarray:
+        """Walk ``n_starts`` start nodes from ``first``, append them as text to ``fh``; returns
+        the walks' lengths."""
+        n = n_starts * walks_per_node
+        o, ln, sz = self.out[:n], self.lengths[:n], self.sizes[:n]
+        _run(plan, first, n_starts, walks_per_node, self.out.shape[1], seed, o, ln)
+        _line_sizes(o, ln, plan.n_users, sz)
+        np.cumsum(sz, out=self.offsets[1 : n + 1])
+        n_bytes = int(self.offsets[n])
+        if self.text.size < n_bytes:
+            self.text = np.empty(n_bytes, dtype=np.uint8)
+        _fill_text(o, ln, plan.n_users, self.offsets, self.text)
+        fh.write(memoryview(self.text[:n_bytes]))
+        return ln
+
+
 def write_walks(
     graph: dict[str, np.ndarray],
     path: str | os.PathLike,
@@ -445,35 +485,20 @@ def write_walks(
         sampling,
         time.perf_counter() - t0,
     )
-    rows = min(chunk_starts, max(n_total, 1)) * walks_per_node
-    out = np.empty((rows, walk_length), dtype=np.int32)
-    lengths = np.empty(rows, dtype=np.int32)
-    sizes = np.empty(rows, dtype=np.int64)
-    offsets = np.zeros(rows + 1, dtype=np.int64)
-    buf = np.empty(0, dtype=np.uint8)
+    buffers = _Buffers.sized(min(chunk_starts, max(n_total, 1)) * walks_per_node, walk_length)
     walks = tokens = dropped = 0
     with _Threads(threads), atomic_path(path) as tmp, open(tmp, "wb") as fh:
         for first in range(plan.lo, plan.hi, chunk_starts):
             n_starts = min(chunk_starts, plan.hi - first)
-            n = n_starts * walks_per_node
-            o, ln, sz = out[:n], lengths[:n], sizes[:n]
-            _run(plan, first, n_starts, walks_per_node, walk_length, seed, o, ln)
-            _line_sizes(o, ln, plan.n_users, sz)
-            np.cumsum(sz, out=offsets[1 : n + 1])
-            n_bytes = int(offsets[n])
-            if buf.size < n_bytes:
-                buf = np.empty(n_bytes, dtype=np.uint8)
-            _fill_text(o, ln, plan.n_users, offsets, buf)
-            fh.write(memoryview(buf[:n_bytes]))
-            kept = ln >= 2
+            lengths = buffers.write_chunk(plan, first, n_starts, walks_per_node, seed, fh)
+            kept = lengths >= 2
             walks += int(kept.sum())
-            tokens += int(ln[kept].sum(dtype=np.int64))
-            dropped += int(n - kept.sum())
-            done = first + n_starts - plan.lo
+            tokens += int(lengths[kept].sum(dtype=np.int64))
+            dropped += int(lengths.size - kept.sum())
             rate = (tokens - walks) / max(time.perf_counter() - t0, 1e-9)
             log.info(
                 "walks: %d/%d start nodes, %d walks, %d tokens, %d dropped, %.2fM steps/s",
-                done,
+                first + n_starts - plan.lo,
                 n_total,
                 walks,
                 tokens,

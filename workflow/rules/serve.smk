@@ -14,6 +14,8 @@ rule serve:
     input:
         unpack(served_model),
         train=f"{R}/data/train.parquet",
+        valid=f"{R}/data/valid.parquet",
+        evaluated=f"{R}/data/evaluated_users.parquet",
         user_table=f"{R}/data/users.parquet",
         item_table=f"{R}/data/items.parquet",
     output:
@@ -30,6 +32,7 @@ rule serve:
         runtime=scaled(0.2, 10, per_attempt=False),
     params:
         settings=lambda w: plain(METHODS[w.method]),
+        seed_items=config["serve"]["seed_items"],
         neighbours=config["serve"]["neighbours"],
         k=config["serve"]["k"],
         exact_max_items=config["serve"]["exact_max_items"],

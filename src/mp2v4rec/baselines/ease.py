@@ -29,17 +29,24 @@ def gram_bytes(n_items: int, dtype: str) -> int:
     return 2 * n_items * n_items * np.dtype(dtype).itemsize
 
 
-def spd_inverse(G: np.ndarray) -> np.ndarray:
+def spd_inverse(G: np.ndarray, block: int = 1024) -> np.ndarray:
     """Inverse of a symmetric positive definite matrix by its Cholesky factor (LAPACK potrf +
-    potri: about a third of the work of an LU inverse), overwriting ``G``."""
+    potri: about a third of the work of an LU inverse), in ``G``'s own memory: potri fills the
+    upper triangle, which is mirrored into the lower one block by block."""
     potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (G,))
     factor, info = potrf(G, lower=False, overwrite_a=True, clean=False)
     if info == 0:
         inverse, info = potri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise InputError(f"EASE: the regularised Gram matrix is not positive definite ({info})")
-    upper = np.triu(inverse)
-    return upper + np.triu(upper, 1).T
+    n = inverse.shape[0]
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        inverse[start:stop, :start] = inverse[:start, start:stop].T
+        diagonal = inverse[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, -1)
+        diagonal[lower] = diagonal.T[lower]
+    return inverse
 
 
 def ease_weights(
@@ -67,9 +74,11 @@ def ease_weights(
     Xw = sp.csc_matrix(X, dtype=dtype)[:, warm]
     G = (Xw.T @ Xw).toarray()
     G[np.diag_indices(warm.size)] += l2
-    P = spd_inverse(G)
-    B = P / (-np.diag(P))
+    B = spd_inverse(G)  # G's memory, now P
+    B /= -np.diag(B).copy()  # B[i, j] = -P[i, j] / P[j, j]
     B[np.diag_indices(warm.size)] = 0.0
+    if warm.size == n:
+        return B.astype(np.float32)
     out = np.zeros((n, n), dtype=np.float32)
     out[np.ix_(warm, warm)] = B
     return out

@@ -362,6 +362,21 @@ def _adam_step(p, g, m, v, lr, t):
             p[r, c] -= step * m[r, c] / (math.sqrt(v[r, c]) / sqrt_bc2 + ADAM_EPS)
 
 
+def _epoch(params, grads, state, pairs, constraints, cfg, step):
+    """One pass of mini-batches with Adam; returns the summed loss and the step count."""
+    (U, V), (gU, gV), (users, items, negs) = params, grads, pairs
+    total = 0.0
+    for start in range(0, users.size, cfg.batch_size):
+        sl = slice(start, start + cfg.batch_size)
+        gU.fill(0.0)
+        gV.fill(0.0)
+        total += _loss_into((U, V), (users[sl], items[sl], negs[sl]), constraints, cfg, gU, gV)
+        step += 1
+        _adam_step(U, gU, state[0], state[1], cfg.lr, step)
+        _adam_step(V, gV, state[2], state[3], cfg.lr, step)
+    return total, step
+
+
 def train_ultragcn(
     train: pl.DataFrame,
     n_users: int,
@@ -397,11 +412,7 @@ def train_ultragcn(
     gU, gV = np.zeros_like(U), np.zeros_like(V)
     state = [np.zeros_like(x) for x in (U, U, V, V)]  # Adam m, v for users then items
     log.info(
-        "ultragcn: %d users, %d items, %d train pairs; %s",
-        n_users,
-        n_items,
-        n_pairs,
-        asdict(cfg),
+        "ultragcn: %d users, %d items, %d train pairs; %s", n_users, n_items, n_pairs, asdict(cfg)
     )
 
     best = (-np.inf, 0, U.copy(), V.copy())
@@ -412,16 +423,7 @@ def train_ultragcn(
         negs = _sample_negatives(
             A.indptr, A.indices, users, rng.random((n_pairs, cfg.negative_num)), n_items
         )
-        total = 0.0
-        for start in range(0, n_pairs, cfg.batch_size):
-            sl = slice(start, start + cfg.batch_size)
-            gU.fill(0.0)
-            gV.fill(0.0)
-            batch = (users[sl], items[sl], negs[sl])
-            total += _loss_into((U, V), batch, constraints, cfg, gU, gV)
-            step += 1
-            _adam_step(U, gU, state[0], state[1], cfg.lr, step)
-            _adam_step(V, gV, state[2], state[3], cfg.lr, step)
+        total, step = _epoch((U, V), (gU, gV), state, (users, items, negs), constraints, cfg, step)
         if not (np.isfinite(total) and np.isfinite(U).all() and np.isfinite(V).all()):
             raise InputError(f"ultragcn diverged at epoch {epoch} (loss {total}); lower lr")
         recall = validator(U, V, "dot") if use_valid else float("nan")

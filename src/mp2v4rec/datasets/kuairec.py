@@ -367,16 +367,21 @@ def _log_stats(stats: dict) -> None:
         log.info("%s = %s%s", key, f"{value:,}" if isinstance(value, int) else value, note)
 
 
-def preprocess_kuairec(
-    archive: str | os.PathLike,
-    *,
-    positive_threshold: float = DEFAULTS["positive_threshold"],
-    valid_fraction: float = DEFAULTS["valid_fraction"],
-    seed: int = DEFAULTS["seed"],
-) -> Prepared:
-    """Read the KuaiRec 2.0 zip and build the prepared tables (see the module docstring)."""
-    _check_params(positive_threshold, valid_fraction)
-    archive = os.fspath(archive)
+def _matrix_counts(big, small) -> dict[str, int]:
+    return {
+        "big_matrix_rows": big.rows,
+        "big_matrix_users": len(big.users),
+        "big_matrix_items": len(big.items),
+        "small_matrix_rows": small.rows,
+        "small_matrix_users": len(small.users),
+        "small_matrix_items": len(small.items),
+        "big_matrix_positive_rows": big.positives.height,
+    }
+
+
+def _read_archive(archive: str, positive_threshold: float):
+    """The archive's four members: the big matrix's positives, every small-matrix row, the
+    friend lists and the categories (with the member names found)."""
     try:
         with zipfile.ZipFile(archive) as zf:
             members = {
@@ -393,7 +398,20 @@ def preprocess_kuairec(
         raise InputError(f"{archive}: archive not found; download it or fix the path") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise InputError(f"{archive}: not a readable zip ({exc}); download it again") from exc
+    return members, big, small, social, categories
 
+
+def preprocess_kuairec(
+    archive: str | os.PathLike,
+    *,
+    positive_threshold: float = DEFAULTS["positive_threshold"],
+    valid_fraction: float = DEFAULTS["valid_fraction"],
+    seed: int = DEFAULTS["seed"],
+) -> Prepared:
+    """Read the KuaiRec 2.0 zip and build the prepared tables (see the module docstring)."""
+    _check_params(positive_threshold, valid_fraction)
+    archive = os.fspath(archive)
+    members, big, small, social, categories = _read_archive(archive, positive_threshold)
     user_ids = np.union1d(big.users, small.users)
     item_ids = np.union1d(big.items, small.items)
     users = pl.DataFrame(
@@ -423,15 +441,9 @@ def preprocess_kuairec(
     social_df, social_counts = social_edges(social, user_ids, f"{archive}: {members[SOCIAL]}")
 
     stats = {
-        "big_matrix_rows": big.rows,
-        "big_matrix_users": len(big.users),
-        "big_matrix_items": len(big.items),
-        "small_matrix_rows": small.rows,
-        "small_matrix_users": len(small.users),
-        "small_matrix_items": len(small.items),
+        **_matrix_counts(big, small),
         "users": len(user_ids),
         "items": len(item_ids),
-        "big_matrix_positive_rows": big.positives.height,
         "duplicate_positive_rows": duplicates,
         "positives": train.height,
         "train_users": train["user"].n_unique(),

@@ -217,6 +217,36 @@ def _friendships(rng, user_comm, social_users, friends_per_user, homophily) -> p
     return pl.DataFrame({"user": src, "friend": dst}).unique(maintain_order=True)
 
 
+def _social_table(rng, user_raw, user_comm, social_users, friends_per_user, homophily):
+    """The friend lists in KuaiRec's layout (``user_id, friend_list``)."""
+    edges = _friendships(rng, user_comm, social_users, friends_per_user, homophily)
+    return (
+        pl.DataFrame(
+            {
+                "user_id": user_raw[edges["user"].to_numpy()],
+                "friend": user_raw[edges["friend"].to_numpy()],
+            }
+        )
+        .group_by("user_id", maintain_order=True)
+        .agg("friend")
+        .sort("user_id")
+        .select("user_id", _id_list(pl.col("friend")).alias("friend_list"))
+    )
+
+
+def _categories_table(rng, item_raw, item_comm, n_communities):
+    """Each item's community's main category first, then 0-2 random others (``feat``)."""
+    n_items = item_raw.size
+    main = rng.permutation(N_CATEGORIES)[np.arange(n_communities) % N_CATEGORIES][item_comm]
+    extra = rng.integers(0, N_CATEGORIES, (n_items, 2))
+    n_cats = 1 + rng.integers(0, 3, n_items)
+    cats = pl.DataFrame(
+        {"video_id": item_raw, "feat": np.column_stack([main, extra]).tolist(), "n": n_cats}
+    )
+    feat = pl.col("feat").list.head(pl.col("n")).list.unique(maintain_order=True)
+    return cats.sort("video_id").select("video_id", _id_list(feat).alias("feat"))
+
+
 def generate_synthetic_kuairec(
     *,
     n_users: int = 600,
@@ -284,37 +314,8 @@ def generate_synthetic_kuairec(
     big = _matrix(user_raw, item_raw, bu, bi, big_ms, big_play, video_ms)
     small = _matrix(user_raw, item_raw, su, si, small_ms, small_play, video_ms, small_missing)
 
-    edges = _friendships(rng, user_comm, social_users, friends_per_user, homophily)
-    social = (
-        pl.DataFrame(
-            {
-                "user_id": user_raw[edges["user"].to_numpy()],
-                "friend": user_raw[edges["friend"].to_numpy()],
-            }
-        )
-        .group_by("user_id", maintain_order=True)
-        .agg("friend")
-        .sort("user_id")
-        .select("user_id", _id_list(pl.col("friend")).alias("friend_list"))
-    )
-
-    # categories: the community's main category first, then 0-2 random others
-    main = rng.permutation(N_CATEGORIES)[np.arange(n_communities) % N_CATEGORIES][item_comm]
-    extra = rng.integers(0, N_CATEGORIES, (n_items, 2))
-    n_cats = 1 + rng.integers(0, 3, n_items)
-    cats = pl.DataFrame(
-        {
-            "video_id": item_raw,
-            "feat": np.column_stack([main, extra]).tolist(),
-            "n": n_cats,
-        }
-    )
-    categories = cats.sort("video_id").select(
-        "video_id",
-        _id_list(pl.col("feat").list.head(pl.col("n")).list.unique(maintain_order=True)).alias(
-            "feat"
-        ),
-    )
+    social = _social_table(rng, user_raw, user_comm, social_users, friends_per_user, homophily)
+    categories = _categories_table(rng, item_raw, item_comm, n_communities)
     return SyntheticKuaiRec(
         big=big,
         small=small,

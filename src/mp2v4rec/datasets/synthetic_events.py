@@ -220,6 +220,40 @@ def _table(world: EventWorld, cols: dict, mask: np.ndarray) -> pa.Table:
     )
 
 
+def _event_chunks(world, n_events, chunk_events, span_s, in_community, seed):
+    """The events in chunks of ``chunk_events`` rows (columns as arrays); each chunk is cut
+    from the fixed-size seeded blocks it spans, so the events do not depend on the chunk size."""
+    cached: tuple[int, dict] | None = None
+    for a in range(0, n_events, chunk_events):
+        z = min(a + chunk_events, n_events)
+        parts = []
+        for b in range(a // BLOCK, (z - 1) // BLOCK + 1):  # the blocks this chunk spans
+            if cached is None or cached[0] != b:
+                cached = (b, _block(world, b, n_events, span_s, in_community, seed))
+            lo, hi = max(a - b * BLOCK, 0), min(z - b * BLOCK, BLOCK)
+            parts.append({k: v[lo:hi] for k, v in cached[1].items()})
+        yield {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _write_follows_and_items(world, n_genres: int, paths: dict) -> None:
+    follows = pa.table(
+        {
+            "user_id": world.user_raw[world.follows[:, 0]],
+            "followee_id": world.user_raw[world.follows[:, 1]],
+        }
+    )
+    pq.write_table(follows, paths["follows"])
+    genre_names = np.array([f"genre_{g:02d}" for g in range(n_genres)])
+    items = pa.table(
+        {
+            "item_id": world.item_raw,
+            "artist_id": world.artist_raw[world.item_artist],
+            "genre": genre_names[world.artist_genre[world.item_artist]],
+        }
+    ).sort_by("item_id")
+    pq.write_table(items, paths["items"])
+
+
 def write_synthetic_events(
     outdir: str | os.PathLike,
     *,
@@ -272,16 +306,7 @@ def write_synthetic_events(
             name: stack.enter_context(pq.ParquetWriter(paths[name], EVENT_SCHEMA))
             for name in ("events", "eval_events")
         }
-        cached: tuple[int, dict] | None = None
-        for a in range(0, n_events, chunk_events):
-            z = min(a + chunk_events, n_events)
-            parts = []
-            for b in range(a // BLOCK, (z - 1) // BLOCK + 1):  # the blocks this chunk spans
-                if cached is None or cached[0] != b:
-                    cached = (b, _block(world, b, n_events, span_s, in_community, seed))
-                lo, hi = max(a - b * BLOCK, 0), min(z - b * BLOCK, BLOCK)
-                parts.append({k: v[lo:hi] for k, v in cached[1].items()})
-            cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        for cols in _event_chunks(world, n_events, chunk_events, span_s, in_community, seed):
             late = cols["timestamp"] >= cutoff_s
             for name, mask in (("events", ~late), ("eval_events", late)):
                 if mask.any():
@@ -291,22 +316,7 @@ def write_synthetic_events(
                 counts[name] += int((cols["event"] == code).sum())
         for writer in writers.values():
             writer.close()
-        follows = pa.table(
-            {
-                "user_id": world.user_raw[world.follows[:, 0]],
-                "followee_id": world.user_raw[world.follows[:, 1]],
-            }
-        )
-        pq.write_table(follows, paths["follows"])
-        genre_names = np.array([f"genre_{g:02d}" for g in range(n_genres)])
-        items = pa.table(
-            {
-                "item_id": world.item_raw,
-                "artist_id": world.artist_raw[world.item_artist],
-                "genre": genre_names[world.artist_genre[world.item_artist]],
-            }
-        ).sort_by("item_id")
-        pq.write_table(items, paths["items"])
+        _write_follows_and_items(world, n_genres, paths)
     return {
         **counts,
         "follows": len(world.follows),
