@@ -24,6 +24,11 @@ from pathlib import Path
 PROG = "mp2v4rec"
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 class CliError(Exception):
     """A one-line error for the user, with the exit code to leave with."""
 
@@ -37,6 +42,8 @@ class CliError(Exception):
 
 class Run:
     """One method's serving folder inside a results folder."""
+
+    opened: list[Run] = []  # this command's runs, so main can name a damaged file
 
     def __init__(self, results_dir: str, method: str):
         self.root = Path(results_dir)
@@ -61,8 +68,41 @@ class Run:
             )
         self.method = method
         self.dir = served / method
-        self.meta = json.loads((self.dir / "serve.json").read_text())
-        self.files = self.meta["files"]
+        self.touched: list[Path] = []  # artefacts this command opened, for damage messages
+        Run.opened.append(self)
+        meta_path = self.dir / "serve.json"
+        try:
+            self.meta = json.loads(meta_path.read_text())
+            self.files = self.meta["files"]
+            for key in ("score", "n_items", "n_users", "search"):
+                self.meta[key]  # noqa: B018 - every command reads these
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise self.damaged(meta_path, f"not a complete serve.json ({exc})") from None
+
+    def rebuild(self, path: Path) -> str:
+        """The command that rebuilds ``path``."""
+        if path.parent == self.root / "data":
+            return f"delete it and rerun the workflow (snakemake --cores all all) for {self.root}"
+        return f"rebuild with: snakemake --cores all --forcerun serve {self.dir}"
+
+    def damaged(self, path: Path, what: str) -> CliError:
+        return CliError(f"{path} is damaged: {what}; {self.rebuild(path)}", 1)
+
+    def _checked(self, path: Path) -> Path:
+        """``path`` if it is there and, for parquet, its footer and schema read."""
+        if not path.is_file():
+            raise CliError(f"{path} is missing; {self.rebuild(path)}", 1)
+        if path.suffix == ".parquet":
+            import polars as pl
+
+            try:
+                pl.read_parquet_schema(path)
+            except Exception as exc:  # noqa: BLE001 - any reader error is damage to report
+                raise self.damaged(
+                    path, f"not a readable parquet file ({first_line(exc)})"
+                ) from None
+        self.touched.append(path)
+        return path
 
     def path(self, key: str) -> Path:
         if key not in self.files:
@@ -72,16 +112,17 @@ class Run:
                 "embeddings for this command",
                 1,
             )
-        path = self.dir / self.files[key]
-        if not path.is_file():
-            raise CliError(f"{path} is missing: rerun the serve stage for {self.method}", 1)
+        path = self._checked(self.dir / self.files[key])
+        recorded = self.meta.get("sha256", {}).get(key)
+        if recorded is not None:
+            from mp2v4rec.serve import file_digest
+
+            if file_digest(path) != recorded:
+                raise self.damaged(path, "its contents differ from the digest in serve.json")
         return path
 
     def data(self, name: str) -> Path:
-        path = self.root / "data" / f"{name}.parquet"
-        if not path.is_file():
-            raise CliError(f"{path} is missing: {self.root} is not a complete results folder", 1)
-        return path
+        return self._checked(self.root / "data" / f"{name}.parquet")
 
 
 def parse_id(text: str, what: str) -> int:
@@ -379,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         print(f"{PROG}: error: -n must be at least 1, got {args.n}", file=sys.stderr)
         return 2
+    Run.opened.clear()
     try:
         args.func(args)
     except CliError as err:
@@ -386,6 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         return err.code
     except BrokenPipeError:  # e.g. piped into head
         return 0
+    except Exception as exc:  # noqa: BLE001 - a damaged artefact found while reading it
+        run = Run.opened[-1] if Run.opened else None
+        if run is None or not run.touched:
+            raise
+        names = ", ".join(str(p) for p in dict.fromkeys(run.touched))
+        print(
+            f"{PROG}: error: reading {names} failed ({first_line(exc)}): a file is damaged; "
+            f"{run.rebuild(run.touched[-1])}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

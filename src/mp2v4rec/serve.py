@@ -554,6 +554,16 @@ def with_raw_ids(recs: pl.DataFrame, user_raw: np.ndarray, item_raw: np.ndarray)
     ).select(list(USER_RECS_SCHEMA))
 
 
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @contextmanager
 def _staging(outdir: Path):
     """A temporary folder beside ``outdir`` that replaces it when the block succeeds (a failed
@@ -752,6 +762,8 @@ def build_serve(
         del meta["user_raw"], meta["item_raw"]
         present = [key for key, name in FILES.items() if (tmp / name).exists()]
         meta["files"] = {key: FILES[key] for key in present}
+        # the index is a bare binary blob: its digest lets a reader tell damage from data
+        meta["sha256"] = {key: file_digest(tmp / FILES[key]) for key in present if key == "index"}
         meta["seconds"] = time.perf_counter() - started
         (tmp / FILES["meta"]).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("served %s in %.1f s", method, meta["seconds"])
