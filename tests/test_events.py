@@ -332,7 +332,7 @@ def test_other_errors(tmp_path):
     with pytest.raises(InputError, match="positive_min_score=5.0; lower it"):
         preprocess_events(events=path, positive_min_score=5.0, **LOOSE)
     with pytest.raises(InputError, match="timestamp_unit"):
-        preprocess_events(events=path, timestamp_unit="us")
+        preprocess_events(events=path, timestamp_unit="ns")
     with pytest.raises(InputError, match="split='temporal' needs cutoff_time"):
         preprocess_events(events=path, split="temporal")
 
@@ -426,3 +426,47 @@ def test_ids_beyond_the_packed_key_give_the_same_tables(generated, tmp_path):
         x, y = getattr(a, name), getattr(b, name)
         assert x.drop("weight").equals(y.drop("weight")), name
         assert np.allclose(x["weight"].to_numpy(), y["weight"].to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "values, unit, expect",
+    [
+        (
+            (1_704_067_200_000, 1_704_153_600_000),
+            "s",
+            "epoch milliseconds: set preprocess.timestamp_unit: ms",
+        ),
+        (
+            (1_704_067_200_000_000, 1_704_153_600_000_000),
+            "s",
+            "epoch microseconds: set preprocess.timestamp_unit: us",
+        ),
+        (
+            (1_704_067_200_000_000, 1_704_153_600_000_000),
+            "ms",
+            "epoch microseconds: set preprocess.timestamp_unit: us",
+        ),
+        ((1_704_067_200, 1_704_153_600), "ms", "epoch seconds: set preprocess.timestamp_unit: s"),
+        (
+            (1_704_067_200_000, 1_704_153_600_000),
+            "us",
+            "epoch milliseconds: set preprocess.timestamp_unit: ms",
+        ),
+    ],
+)
+def test_timestamps_in_another_unit_are_named(tmp_path, values, unit, expect):
+    """Epoch ms (or us) read as seconds used to end in the datetime library's 'year ... is out
+    of range'; seconds read as ms landed silently in January 1970. Both now say what the values
+    look like and which key to set."""
+    rows = [(1, 10, "like", values[0], 1), (2, 11, "like", values[1], 1)]
+    with pytest.raises(InputError, match=expect.replace(".", r"\.")) as err:
+        preprocess_events(events=write(tmp_path / "e.csv", rows), timestamp_unit=unit, **LOOSE)
+    assert "read as" in str(err.value) and "fall in the years" in str(err.value)
+
+
+def test_microsecond_timestamps_are_read_as_such(tmp_path):
+    rows = [(1, 10, "like", 1_704_067_200_123_456, 1), (1, 11, "like", 1_704_067_200_000_000, 1)]
+    p = preprocess_events(
+        events=write(tmp_path / "us.csv", rows), timestamp_unit="us", half_life_days=None, **LOOSE
+    )
+    assert raw_pairs(p)[(1, 10)] == (1.0, 1_704_067_200_123)

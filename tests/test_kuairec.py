@@ -243,3 +243,22 @@ def test_synthetic_archive_round_trip(tmp_path):
     assert (train["community"] == train["community_item"]).mean() > 0.85
     assert stats["duplicate_positive_rows"] > 0
     assert all(isinstance(v, int | float) for v in stats.values())
+
+
+def test_millisecond_timestamps_are_named(tmp_path):
+    """KuaiRec's timestamps are seconds; epoch milliseconds are refused with what they look like."""
+    import zipfile
+
+    from mp2v4rec.datasets.kuairec import preprocess_kuairec
+    from mp2v4rec.io import InputError
+
+    path = tmp_path / "k.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("KuaiRec 2.0/data/big_matrix.csv", HEADER + "1,1,1,1,t,1,1593878400123.0,3.0\n")
+        z.writestr("KuaiRec 2.0/data/small_matrix.csv", HEADER + "1,2,1,1,t,1,1593878400.0,3.0\n")
+        z.writestr("KuaiRec 2.0/data/social_network.csv", "user_id,friend_list\n")
+        z.writestr("KuaiRec 2.0/data/item_categories.csv", "video_id,feat\n1,[0]\n2,[0]\n")
+    with pytest.raises(
+        InputError, match="looks like epoch milliseconds.*divide the column by 1,000"
+    ):
+        preprocess_kuairec(path)

@@ -173,13 +173,17 @@ def _id_expr(name: str, dtype: pl.DataType) -> pl.Expr | None:
 def _ms_expr(dtype: pl.DataType, unit: str, numeric_text: bool) -> pl.Expr | None:
     """Timestamps to int64 ms since the epoch; null where unreadable. None: unusable type."""
     c = pl.col("timestamp")
-    factor = 1000 if unit == "s" else 1
+    factor = MS_PER_UNIT[unit]
 
     def from_float(x: pl.Expr) -> pl.Expr:
         return pl.when(x.is_finite()).then((x * factor).round().cast(pl.Int64, strict=False))
 
+    def from_int(x: pl.Expr) -> pl.Expr:
+        x = x.cast(pl.Int64, strict=False)
+        return x // round(1 / factor) if factor < 1 else x * int(factor)
+
     if dtype.is_integer() or dtype == pl.Null:
-        return c.cast(pl.Int64, strict=False) * factor
+        return from_int(c)
     if dtype.is_float():
         return from_float(c)
     if isinstance(dtype, pl.Datetime):
@@ -189,7 +193,7 @@ def _ms_expr(dtype: pl.DataType, unit: str, numeric_text: bool) -> pl.Expr | Non
     if dtype == pl.String:
         s = c.str.strip_chars()
         if numeric_text:
-            as_int = s.cast(pl.Int64, strict=False) * factor
+            as_int = from_int(s.cast(pl.Int64, strict=False))
             return pl.coalesce(as_int, from_float(s.cast(pl.Float64, strict=False)))
         # the format is inferred from the first value; naive times are taken as UTC
         return s.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False).dt.epoch("ms")
@@ -645,6 +649,37 @@ def _items(sources: list[Source] | None, item_ids: np.ndarray) -> tuple[pl.DataF
 # ---- parameters ------------------------------------------------------------------------------
 
 
+MS_PER_UNIT = {"s": 1000.0, "ms": 1.0, "us": 0.001}  # preprocess.timestamp_unit
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+PLAUSIBLE_MS = (31_536_000_000, 7_258_118_400_000)  # 1971-01-01 .. 2200-01-01
+MS_PER_YEAR = 31_556_952_000
+
+
+def check_time_unit(first_ms, last_ms, unit: str, what: str) -> None:
+    """Refuse event times outside 1971..2200 as read under ``unit``, saying what the values
+    look like (the unit that would put them in that range) and which key to set: epoch
+    milliseconds read as seconds otherwise end deep in the datetime library."""
+    if first_ms is None or (PLAUSIBLE_MS[0] <= first_ms and last_ms <= PLAUSIBLE_MS[1]):
+        return
+    raw = [v / MS_PER_UNIT[unit] for v in (first_ms, last_ms)]
+    years = [int(1970 + v // MS_PER_YEAR) for v in (first_ms, last_ms)]
+    fits = [
+        u
+        for u, f in MS_PER_UNIT.items()
+        if u != unit and PLAUSIBLE_MS[0] <= raw[0] * f and raw[1] * f <= PLAUSIBLE_MS[1]
+    ]
+    hint = (
+        f"they look like epoch {UNIT_NAMES[fits[0]]}: set preprocess.timestamp_unit: {fits[0]}"
+        if fits
+        else "check the timestamp column (or its mapping under columns)"
+    )
+    raise InputError(
+        f"{what}: timestamps {raw[0]:.6g} .. {raw[1]:.6g}, read as {UNIT_NAMES[unit]} since the "
+        f"epoch (preprocess.timestamp_unit: {unit}), fall in the years {years[0]} .. {years[1]}; "
+        f"{hint}"
+    )
+
+
 def _time_ms(value, unit: str, name: str) -> int | None:
     """A decay anchor or cutoff time given as a number in ``unit``, an ISO string or a datetime."""
     if value is None:
@@ -663,12 +698,14 @@ def _time_ms(value, unit: str, name: str) -> int | None:
         raise InputError(f"{name}={value!r} must be a number or an ISO date-time") from exc
     if not math.isfinite(number):
         raise InputError(f"{name}={value!r} must be finite")
-    return round(number * (1000 if unit == "s" else 1))
+    return round(number * MS_PER_UNIT[unit])
 
 
 def _check_params(p: dict) -> None:
-    if p["timestamp_unit"] not in ("s", "ms"):
-        raise InputError(f"timestamp_unit={p['timestamp_unit']!r} must be 's' or 'ms'")
+    if p["timestamp_unit"] not in MS_PER_UNIT:
+        raise InputError(
+            f"timestamp_unit={p['timestamp_unit']!r} must be one of {list(MS_PER_UNIT)}"
+        )
     if p["half_life_days"] is not None and not (
         math.isfinite(p["half_life_days"]) and p["half_life_days"] > 0
     ):
@@ -803,6 +840,7 @@ def _read_events(paths, p: EventParams) -> tuple[list[Source], dict, int, dict]:
     if summary["rows"] == 0:
         raise InputError(f"events {[s.path for s in sources]}: no rows; nothing to preprocess")
     log.info("events: %d rows %s", summary["rows"], summary["by_type"])
+    check_time_unit(summary["first_ms"], summary["last_ms"], p.timestamp_unit, "events")
     ref_ms = int(summary["last_ms"]) if p.anchor_ms is None else p.anchor_ms
     if p.split == "temporal":
         before = summary["first_ms"] < p.cutoff_ms

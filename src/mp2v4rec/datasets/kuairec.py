@@ -60,7 +60,7 @@ MATRIX_REQUIRED = ("user_id", "video_id", "watch_ratio")  # must not be empty
 SOCIAL_DTYPES = {"user_id": pl.Int64, "friend_list": pl.String}
 CATEGORY_DTYPES = {"video_id": pl.Int64, "feat": pl.String}
 CHUNK_BYTES = 64 << 20  # uncompressed bytes parsed at a time
-MAX_TIMESTAMP_S = 9.0e15  # seconds; larger values overflow int64 milliseconds
+MAX_TIMESTAMP_S = 7.3e9  # seconds: the year 2200; larger values are in another unit
 ID_LIST = r"^\s*\[\s*(\d{1,18}\s*(,\s*\d{1,18}\s*)*)?\]\s*$"  # "[4202, 7126]", "[]"; int64
 
 # the study's counts on the real archive, logged next to ours for comparison
@@ -196,7 +196,17 @@ def check_matrix_values(df: pl.DataFrame, member: str, row_offset: int) -> pl.Da
     df = df.with_columns(pl.col("timestamp").fill_nan(None))
     bad = (df["timestamp"].abs() >= MAX_TIMESTAMP_S).arg_true()
     if len(bad):
-        raise fail("timestamp", int(bad[0]), "is not a time in seconds since the epoch")
+        value = abs(float(df["timestamp"][int(bad[0])]))
+        looks = next(
+            (
+                f"; it looks like epoch {name}: KuaiRec's timestamp column is in seconds, divide "
+                f"the column by {factor:,}"
+                for name, factor in (("milliseconds", 1000), ("microseconds", 10**6))
+                if value / factor < MAX_TIMESTAMP_S
+            ),
+            "",
+        )
+        raise fail("timestamp", int(bad[0]), f"is not a time in seconds since the epoch{looks}")
     return df
 
 
