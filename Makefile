@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CORES ?= all
 
-.PHONY: demo test all lint report clean-demo
+.PHONY: demo test all lint report realdata clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ all: $(STAMP)  ## the study's KuaiRec setup (downloads KuaiRec, 430 MB)
 
 report: $(STAMP)  ## the demo's HTML report (after make demo): results/report.html
 	$(BIN)/snakemake all --configfile configs/demo.yaml --report results/report.html
+
+realdata: $(STAMP)  ## the pre-registered real-data verdict on ../shared/data (resumable; hours on 2 cores)
+	$(BIN)/python benchmarks/realdata.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests benchmarks

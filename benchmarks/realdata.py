@@ -51,7 +51,7 @@ from mp2v4rec.config import validate_config
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.datasets.resplit import fresh_archive
 from mp2v4rec.evaluation import score_split
-from mp2v4rec.io import InputError
+from mp2v4rec.io import InputError, atomic_path
 from mp2v4rec.methods import fit_method
 from mp2v4rec.models import save_embeddings
 
@@ -92,11 +92,13 @@ SPACES = {
         "ns_exponent": [-0.5, 0.0, 0.5, 0.75, 1.0],
         "score": ["cosine", "dot", "context"],
     },
+    # iALS and UltraGCN keep their best validation iteration / epoch, so a cap on iterations or
+    # epochs is not a setting of its own (runs with a lower cap are prefixes of runs with a
+    # higher one): the cap is fixed (FIXED) and the budget goes to real settings
     "ials": {
         "factors": [32, 64, 128, 256],
         "regularization": [0.01, 0.1, 1.0, 10.0, 100.0],
         "alpha": [1.0, 3.0, 10.0, 30.0],
-        "iterations": [15, 30],
         "binary": [False, True],
     },
     "ultragcn": {
@@ -107,12 +109,9 @@ SPACES = {
         "negative_num": [1, 5, 20],
         "negative_weight": [1.0, 10.0, 50.0],
         "batch_size": [1024, 4096],
-        "epochs": [100],
     },
-    "userknn": {
-        "k_neighbors": [5, 10, 20, 50, 100, 200, 400, 800, 1500],
-        "weighted": [False, True],
-    },
+    # no value above 400 but config.yaml's 1500 (every neighbour on MovieLens's 671 users)
+    "userknn": {"k_neighbors": [5, 10, 20, 50, 100, 200, 400], "weighted": [False, True]},
     "ease": {"l2": [float(f"{v:.3g}") for v in np.geomspace(1.0, 30_000.0, 24)]},
     "rp3b": {
         "alpha": [0.25, 0.5, 0.75, 1.0, 1.25],
@@ -132,9 +131,8 @@ REFINE_EXTRA = {
         "epochs": [5, 10, 20, 40, 80],
     },
     "w2v": {"epochs": [10, 30, 75, 150]},
-    "ials": {"iterations": [15, 30, 60]},
-    "ultragcn": {"epochs": [100, 200]},
 }
+FIXED = {"ials": {"iterations": 60}, "ultragcn": {"epochs": 200}}  # caps with keep-best
 REFINE_EXTRA["rmp2v"] = REFINE_EXTRA["mp2v"]
 WALK_METHODS = ("mp2v", "rmp2v")
 REFERENCES = ("popularity", "random")
@@ -156,7 +154,7 @@ def settings_for(config: dict, method: str, overrides: dict) -> dict:
     trial = {
         "datasets": config["datasets"],
         "metapaths": config["metapaths"],
-        "methods": {method: {**config["methods"][method], **overrides}},
+        "methods": {method: {**config["methods"][method], **FIXED.get(method, {}), **overrides}},
         "evaluate": {"reference_method": None},
         "plots": {"pca_methods": []},
     }
@@ -232,7 +230,12 @@ class Trials:
 
     def __init__(self, path: Path, config: dict):
         self.path, self.config = path, config
-        self.rows = [json.loads(line) for line in path.open()] if path.exists() else []
+        self.rows = []
+        for line in path.open() if path.exists() else []:
+            try:
+                self.rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by an interrupted write: not a trial
+                print(f"{path}: skipped a torn line {line[:60]!r}")
 
     def keys(self, method: str) -> set[str]:
         return {r["key"] for r in self.rows if r["method"] == method}
@@ -315,7 +318,7 @@ def search_method(trials: Trials, data, method: str, budget: int, social: bool, 
         for overrides in distinct:
             run_trial(trials, data, method, overrides, 1, arm, threads)
         winner = best_of([r for r in trials.of(method, 1) if r["arm"] == arm])
-        best = dict(winner["overrides"]) if winner else {}
+        best = dict(winner["overrides"]) if winner else ({"trainer": arm} if arm else {})
         settings = settings_for(config, method, best)
         best = {a: settings[a] for a in space if a in settings} | best
         pool = neighbours(sub, REFINE_EXTRA.get(method, {}), best)
@@ -333,83 +336,132 @@ def search_method(trials: Trials, data, method: str, budget: int, social: bool, 
 
 def select(trials: Trials) -> dict:
     """Label -> frozen choice: each method's winner under its own name, the best of its other
-    arm as ``method.arm``; popularity and random as they are."""
+    arm as ``method.arm``; popularity and random as they are. ``distinct`` counts the method's
+    (for an arm label, the arm's) configurations, ``failed`` those that diverged."""
     chosen = {}
     for method in SPACES:
         rows = trials.of(method)
         best = best_of(rows)
         if best is None:
             continue
-        entry = {
-            "method": method,
-            "overrides": best["overrides"],
-            "valid_recall": best["valid_recall"],
-            "distinct": len(rows),
-        }
-        chosen[method] = entry
-        for arm in {r["arm"] for r in rows} - {best["arm"], None}:
-            other = best_of([r for r in rows if r["arm"] == arm])
-            if other is not None:
-                chosen[f"{method}.{arm}"] = entry | {
-                    "overrides": other["overrides"],
-                    "valid_recall": other["valid_recall"],
-                    "distinct": sum(r["arm"] == arm for r in rows),
-                }
+        chosen[method] = choice(method, best, rows)
+        for arm in sorted({r["arm"] for r in rows} - {best["arm"], None}):
+            mine = [r for r in rows if r["arm"] == arm]
+            top = best_of(mine)
+            if top is not None:
+                chosen[f"{method}.{arm}"] = choice(method, top, mine)
     for ref in REFERENCES:
-        chosen[ref] = {"method": ref, "overrides": {}, "valid_recall": None, "distinct": 0}
+        chosen[ref] = {"method": ref, "arm": None, "overrides": {}, "valid_recall": None}
+        chosen[ref] |= {"distinct": 0, "failed": 0}
     return chosen
 
 
-def run_path(dataset: str, split: int, label: str, seed: int) -> Path:
-    return WORK / "runs" / dataset / f"split{split}" / f"{label}.seed{seed}.npz"
+def choice(method: str, top: dict, rows: list[dict]) -> dict:
+    return {
+        "method": method,
+        "arm": top["arm"],
+        "overrides": top["overrides"],
+        "valid_recall": top["valid_recall"],
+        "distinct": len(rows),
+        "failed": int(sum(np.isnan(r["valid_recall"]) for r in rows)),
+    }
+
+
+def space_size(method: str, social: bool) -> int:
+    """Points of a method's space (config.yaml's settings may add one)."""
+    return len(configurations(space_for(method, social), 10**7, seed=0))
+
+
+def check_budgets(trials: Trials, budget: int, social: bool, dataset: str, methods) -> None:
+    """Selection waits for every method's full budget (or whole space)."""
+    short = []
+    for method in methods:
+        want = min(budget, space_size(method, social))
+        if len(trials.of(method)) < want:
+            short.append(f"{method} {len(trials.of(method))}/{want}")
+    if short:
+        raise SystemExit(
+            f"{dataset}: the search is not finished ({', '.join(short)}); run the search stage "
+            "to the end before selecting"
+        )
+
+
+def entry_id(config: dict, entry: dict) -> str:
+    """A short digest of a frozen choice's full settings: cached test runs belong to it."""
+    key = key_of(config, entry["method"], entry["overrides"])
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+def run_path(dataset: str, split: int, label: str, seed: int, run_id: str) -> Path:
+    return WORK / "runs" / dataset / f"split{split}" / f"{label}.{run_id}.seed{seed}.npz"
 
 
 def test_run(data, config, entry: dict, seed: int, threads: int, init=None) -> dict:
-    """Fit a frozen choice with ``seed`` and score test: per-user recall and NDCG@50."""
+    """Fit a frozen choice with ``seed`` and score test: per-user recall and NDCG@50; a fit that
+    diverges is recorded as failed (empty values), not retried."""
     settings = settings_for(config, entry["method"], entry["overrides"])
     if "seed" in settings:  # popularity and the neighbourhood models have no randomness
         settings["seed"] = seed
     started = time.perf_counter()
-    fitted = fit(data, config, entry["method"], settings, threads, init=init)
     users = data.users.filter("evaluated")["user"].to_numpy()
+    try:
+        fitted = fit(data, config, entry["method"], settings, threads, init=init)
+    except InputError as err:
+        print(f"failed: {entry['method']} seed {seed}: {err}", flush=True)
+        empty = np.zeros(0)
+        return {
+            "users": empty.astype(np.int64),
+            "recall": empty,
+            "ndcg": empty,
+            "seconds": np.array(time.perf_counter() - started),
+            "failed": np.array(1),
+        }
     who, values = score_split(fitted.scorer, data, users, split="test", ks=[K])
     return {
         "users": who,
         "recall": values["recall"][:, 0],
         "ndcg": values["ndcg"][:, 0],
         "seconds": np.array(time.perf_counter() - started),
+        "failed": np.array(0),
     }
 
 
 def cached_run(path: Path, compute) -> dict:
+    """A run's per-user values from its file, or computed and written (atomically)."""
     if path.exists():
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
     out = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez(tmp, **out)
     return out
 
 
-def split_data(dataset: str, split: int):
-    """Split 0 is the archive as it is (the selection split); split r > 0 a fresh split."""
-    archive = ARCHIVES[dataset] if split == 0 else fresh_archive(ARCHIVES[dataset], CACHE, split)
-    return preprocess_kuairec(archive)
+def split_data(dataset: str, split: int, parts: int):
+    """Split 0 is the archive as it is (the selection split); split r > 0 is the fresh split
+    r - 1 of ``parts`` disjoint ones (``mp2v4rec.datasets.resplit``)."""
+    if split == 0:
+        return preprocess_kuairec(ARCHIVES[dataset])
+    return preprocess_kuairec(fresh_archive(ARCHIVES[dataset], CACHE, split - 1, parts))
 
 
-def evaluate_frozen(dataset, config, chosen, splits, seeds, threads) -> None:
+def mean_or_nan(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else float("nan")
+
+
+def evaluate_frozen(dataset, config, chosen, splits, seeds, threads, parts) -> None:
     for split in splits:
         data = None
         for label, entry in chosen.items():
             for seed in seeds:
-                path = run_path(dataset, split, label, seed)
+                path = run_path(dataset, split, label, seed, entry_id(config, entry))
                 if path.exists():
                     continue
-                data = data if data is not None else split_data(dataset, split)
+                data = data if data is not None else split_data(dataset, split, parts)
                 out = cached_run(path, lambda: test_run(data, config, entry, seed, threads))  # noqa: B023
                 print(
                     f"{dataset} split{split} {label:14s} seed {seed} test R@{K} "
-                    f"{out['recall'].mean():.4f} ({float(out['seconds']):.1f}s)",
+                    f"{mean_or_nan(out['recall']):.4f} ({float(out['seconds']):.1f}s)",
                     flush=True,
                 )
 
@@ -418,32 +470,32 @@ def evaluate_frozen(dataset, config, chosen, splits, seeds, threads) -> None:
 
 
 def social_cells(chosen: dict) -> list[tuple[str, dict]]:
-    """(label, entry) of every ablation cell of the selected MP2V and R-MP2V settings (init
-    w2v only for the gensim trainer: the one-table trainer has no W2V start)."""
+    """(label, entry) of every ablation cell: the best gensim settings of MP2V and of R-MP2V
+    (the method's winner, or its ``.gensim`` arm when the one-table trainer won: only gensim
+    can start from W2V vectors) under every metapath x sampling x initialisation."""
     cells = []
     for method in WALK_METHODS:
-        if method not in chosen:
+        base = chosen.get(method)
+        if base is not None and base.get("arm") == "shared":
+            base = chosen.get(f"{method}.gensim")
+        if base is None:
             continue
-        base = chosen[method]
-        trainer = base["overrides"].get("trainer", "gensim")
         for values in itertools.product(*SOCIAL_GRID.values()):
             cell = dict(zip(SOCIAL_GRID, values, strict=True))
-            if cell["init"] == "w2v" and trainer == "shared":
-                continue
             label = f"{method}." + ".".join(f"{k}-{v}" for k, v in cell.items())
             cells.append((label, base | {"overrides": {**base["overrides"], **cell}}))
     return cells
 
 
-def social_ablation(dataset, config, chosen, splits, seeds, threads) -> None:
+def social_ablation(dataset, config, chosen, splits, seeds, threads, parts) -> None:
     for split in splits:
         data = None
         for label, entry in social_cells(chosen):
             for seed in seeds:
-                path = run_path(dataset, split, "social." + label, seed)
+                path = run_path(dataset, split, "social." + label, seed, entry_id(config, entry))
                 if path.exists():
                     continue
-                data = data if data is not None else split_data(dataset, split)
+                data = data if data is not None else split_data(dataset, split, parts)
                 init = None
                 with tempfile.TemporaryDirectory() as tmp:
                     if entry["overrides"]["init"] == "w2v":
@@ -454,7 +506,7 @@ def social_ablation(dataset, config, chosen, splits, seeds, threads) -> None:
                     )
                 print(
                     f"{dataset} split{split} social {label} seed {seed} test R@{K} "
-                    f"{out['recall'].mean():.4f}",
+                    f"{mean_or_nan(out['recall']):.4f}",
                     flush=True,
                 )
 
@@ -499,11 +551,17 @@ def main() -> int:
             for method in args.methods:
                 search_method(trials, data, method, args.budget, social, args.threads)
         if "select" in args.stages:
-            frozen[dataset] = {
-                "trials_sha256": trials.digest(),
-                "budget": args.budget,
-                "chosen": select(trials),
-            }
+            social = preprocess_kuairec(ARCHIVES[dataset]).social.height > 0
+            check_budgets(trials, args.budget, social, dataset, args.methods)
+            chosen = select(trials)
+            old = frozen.get(dataset, {}).get("chosen")
+            if old is not None and (WORK / "runs" / dataset).exists() and old != chosen:
+                raise SystemExit(
+                    f"{dataset}: selections were frozen and tested already; a changed search is "
+                    "a new run (move benchmarks/results/realdata aside and start again)"
+                )
+            frozen[dataset] = {"trials_sha256": trials.digest(), "budget": args.budget}
+            frozen[dataset]["chosen"] = chosen
             selected_path.write_text(json.dumps(frozen, indent=2, sort_keys=True) + "\n")
             print(f"{dataset}: selections frozen to {selected_path.name}")
         if {"test", "confirm", "social"} & set(args.stages):
@@ -513,15 +571,15 @@ def main() -> int:
                     f"{dataset}: run the select stage first (selections are frozen "
                     "from the finished search, and test waits for them)"
                 )
-            chosen = entry["chosen"]
+            chosen, parts = entry["chosen"], args.resplits
             if "test" in args.stages:
-                evaluate_frozen(dataset, config, chosen, [0], args.seeds, args.threads)
+                evaluate_frozen(dataset, config, chosen, [0], args.seeds, args.threads, parts)
             if "confirm" in args.stages:
-                resplits = list(range(1, args.resplits + 1))
-                evaluate_frozen(dataset, config, chosen, resplits, args.seeds, args.threads)
+                resplits = list(range(1, parts + 1))
+                evaluate_frozen(dataset, config, chosen, resplits, args.seeds, args.threads, parts)
             if "social" in args.stages and preprocess_kuairec(ARCHIVES[dataset]).social.height:
-                splits = list(range(args.resplits + 1))
-                social_ablation(dataset, config, chosen, splits, args.seeds, args.threads)
+                splits = list(range(parts + 1))
+                social_ablation(dataset, config, chosen, splits, args.seeds, args.threads, parts)
     if "report" in args.stages:
         report(frozen, args, OUT)
     return 0

@@ -1,22 +1,24 @@
 """The tables of the real-data verdict (benchmarks/realdata.py's report stage), from the files
 the earlier stages wrote: every number the README quotes is in one of them.
 
-- ``realdata.tsv``: per dataset and method: distinct configurations searched, the frozen
-  choice, validation Recall@50 of the choice, selection-split test Recall@50 / NDCG@50 (mean
-  over seeds of the mean over users, 95 % bootstrap CI over users of the seed-averaged values,
-  the spread over seeds), the fresh splits' mean and range, the ratio to the best baseline.
-- ``realdata_tests.tsv``: the pre-registered paired comparisons per dataset on the selection
-  split (seed-averaged per-user Recall@50, same users): every method against popularity and
-  against the best baseline (chosen on validation), the best MP2V-kind method (chosen on
-  validation) against the best baseline, R-MP2V against MP2V. Sign-flip p-values with their
-  floor (100,000 flips), Holm-adjusted over each dataset's family.
-- ``realdata_fresh.tsv``: per dataset, fresh split and method, the test Recall@50 over seeds,
-  and the method's rank, beside the selection split's rank.
-- ``realdata_mattered.tsv``: per method, setting and value, mean validation Recall@50 and n
-  over the round-1 random draws only (round 2 clusters around winners).
-- ``realdata_search.tsv``: every trial.
-- ``realdata_social.tsv``: the social ablation (see realdata.py), paired UUV - UV differences
-  per sampling and initialisation, overall and for users with / without friends.
+- ``realdata.tsv``: per dataset and method: distinct (and failed) configurations searched, and
+  whether that was the whole space; the frozen choice and its validation Recall@50; on the
+  selection split (split 0) test Recall@50 / NDCG@50 (mean over seeds of the mean over users,
+  95 % bootstrap CI over users of the seed-averaged values, the spread over seeds); on each fresh
+  split the same mean; the ratio to the strongest baseline of that split (the baseline with the
+  highest *test* recall: the hardest target, not a selection).
+- ``realdata_tests.tsv``: the pre-registered paired comparisons, per dataset and split, on
+  seed-averaged per-user values of the same users, for Recall@50 and NDCG@50: every method
+  against popularity, every MP2V-kind method (MP2V, R-MP2V, their other trainer) against every
+  tuned baseline, R-MP2V against MP2V, MP2V and R-MP2V against W2V. Sign-flip p-values with
+  their floor (100,000 flips), Holm-adjusted over the whole table (every dataset, split,
+  metric and comparison: one family).
+- ``realdata_mattered.tsv``: per method, trainer arm, setting and value, the mean validation
+  Recall@50 and n over the round-1 random draws only (round 2 clusters around winners).
+- ``realdata_search.tsv``: every trial, with its configuration key.
+- ``realdata_social.tsv``: the social ablation's paired contrasts (UUV - UV, weighted - uniform,
+  W2V - random initialisation) per base method, other factors and split, for all users and for
+  users with / without a trust link (either direction), Holm-adjusted as one family.
 """
 
 from __future__ import annotations
@@ -29,208 +31,193 @@ from realdata import (
     ARCHIVES,
     BASELINES,
     FLIPS,
+    SOCIAL_GRID,
     WALK_METHODS,
     WORK,
     K,
     Trials,
+    entry_id,
     run_path,
     social_cells,
+    space_size,
     split_data,
     study_config,
 )
 
 from mp2v4rec.stats import bootstrap_ci, holm, paired_test
 
+METRICS = ("recall", "ndcg")
 
-def load_runs(dataset, split, label, seeds) -> dict | None:
-    """Per-user test values of one label over ``seeds`` ([seeds, users]); None if any is
-    missing (a stage not run yet)."""
-    paths = [run_path(dataset, split, label, s) for s in seeds]
+
+def load_runs(dataset, split, label, entry, config, seeds) -> dict | None:
+    """Per-user test values of one frozen choice over ``seeds`` ([seeds, users]); None while
+    any is missing (a stage not run yet); ``{"failed": n}`` when n seeds diverged."""
+    paths = [run_path(dataset, split, label, s, entry_id(config, entry)) for s in seeds]
     if not all(p.exists() for p in paths):
         return None
     runs = [dict(np.load(p)) for p in paths]
+    failed = sum(int(r.get("failed", 0)) for r in runs)
+    if failed:
+        return {"failed": failed}
     users = runs[0]["users"]
     if any(not np.array_equal(r["users"], users) for r in runs):
         raise RuntimeError(f"{dataset} {label}: seeds scored different users")
-    return {
-        "users": users,
-        "recall": np.stack([r["recall"] for r in runs]),
-        "ndcg": np.stack([r["ndcg"] for r in runs]),
-    }
+    out = {"users": users, "failed": 0}
+    return out | {m: np.stack([r[m] for r in runs]) for m in METRICS}
 
 
-def best_by_validation(chosen: dict, labels) -> str | None:
-    scored = [lab for lab in labels if lab in chosen and chosen[lab]["valid_recall"] is not None]
-    return max(scored, key=lambda lab: chosen[lab]["valid_recall"]) if scored else None
-
-
-def method_rows(dataset, chosen, seeds, resplits) -> list[dict]:
+def method_rows(dataset, chosen, config, seeds, splits, social) -> list[dict]:
     rows = []
+    runs = {
+        split: {lab: load_runs(dataset, split, lab, e, config, seeds) for lab, e in chosen.items()}
+        for split in splits
+    }
     for label, entry in chosen.items():
-        runs = load_runs(dataset, 0, label, seeds)
+        method = entry["method"]
+        whole = method in BASELINES + ("w2v", *WALK_METHODS) and method != "popularity"
         row = {
             "dataset": dataset,
             "method": label,
             "distinct": entry["distinct"],
+            "failed": entry.get("failed", 0),
+            "whole_space": bool(whole and entry["distinct"] >= space_size(method, social)),
             "valid_recall": entry["valid_recall"],
             "selected": json.dumps(entry["overrides"], sort_keys=True),
         }
-        if runs is not None:
-            row["n_users"] = int(runs["users"].size)
-            for name in ("recall", "ndcg"):
-                mean, low, high = bootstrap_ci(runs[name].mean(axis=0), n_boot=10_000)
-                row |= {f"{name}@{K}": mean, f"{name}_low": low, f"{name}_high": high}
-            per_seed = runs["recall"].mean(axis=1)
-            row["recall_seed_sd"] = float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0
-        fresh = [load_runs(dataset, r, label, seeds) for r in resplits]
-        fresh = [f["recall"].mean() for f in fresh if f is not None]
-        if fresh:
-            row |= {
-                "fresh_recall": float(np.mean(fresh)),
-                "fresh_min": float(min(fresh)),
-                "fresh_max": float(max(fresh)),
-                "fresh_splits": len(fresh),
-            }
+        for split in splits:
+            r = runs[split][label]
+            if r is None or r["failed"]:
+                row[f"split{split}_failed_seeds"] = None if r is None else r["failed"]
+                continue
+            strongest = max(
+                (runs[split][b]["recall"].mean() for b in BASELINES
+                 if b in chosen and runs[split][b] is not None and not runs[split][b]["failed"]),
+                default=float("nan"),
+            )  # fmt: skip
+            row |= split_summary(r, split, strongest)
         rows.append(row)
     return rows
 
 
-def comparisons(dataset, chosen, seeds) -> list[dict]:
-    """The pre-registered family of paired tests of one dataset (selection split)."""
-    runs = {lab: load_runs(dataset, 0, lab, seeds) for lab in chosen}
-    runs = {lab: r for lab, r in runs.items() if r is not None}
-    best_base = best_by_validation(chosen, [b for b in BASELINES if b != "popularity"])
-    best_walk = best_by_validation(chosen, [m for m in chosen if m.split(".")[0] in WALK_METHODS])
-    pairs = [(lab, "popularity", "vs popularity") for lab in runs if lab != "popularity"]
-    pairs += [(lab, best_base, "vs best baseline") for lab in runs if lab != best_base]
-    pairs += [
-        (best_walk, best_base, "best MP2V-kind vs best baseline"),
-        ("rmp2v", "mp2v", "R-MP2V vs MP2V"),
-    ]
-    rows = []
+def split_summary(r: dict, split: int, strongest: float) -> dict:
+    out = {f"split{split}_n_users": int(r["users"].size)}
+    for m in METRICS:
+        mean, low, high = bootstrap_ci(r[m].mean(axis=0), n_boot=10_000)
+        out |= {f"split{split}_{m}@{K}": mean}
+        if split == 0:
+            out |= {f"split0_{m}_low": low, f"split0_{m}_high": high}
+    per_seed = r["recall"].mean(axis=1)
+    out[f"split{split}_recall_seed_sd"] = float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0
+    out[f"split{split}_ratio_to_strongest_baseline"] = float(r["recall"].mean() / strongest)
+    return out
+
+
+def comparison_pairs(chosen: dict) -> list[tuple[str, str, str]]:
+    """The fixed, deduplicated family of (a, b, what) pairs."""
+    walk = [lab for lab in chosen if chosen[lab]["method"] in WALK_METHODS]
+    tuned = [b for b in BASELINES if b in chosen and b != "popularity"]
+    pairs = [(lab, "popularity", "vs popularity") for lab in chosen if lab != "popularity"]
+    pairs += [(a, b, "MP2V-kind vs baseline") for a in walk for b in tuned]
+    pairs += [("rmp2v", "mp2v", "R-MP2V vs MP2V")]
+    pairs += [(a, "w2v", "vs W2V") for a in ("mp2v", "rmp2v")]
+    seen, out = set(), []
     for a, b, what in pairs:
-        if a not in runs or b not in runs:
-            continue
-        x, y = runs[a]["recall"].mean(axis=0), runs[b]["recall"].mean(axis=0)
-        test = paired_test(x, y, n_boot=10_000, n_flips=FLIPS)
-        ratio = x.mean() / y.mean() if y.mean() > 0 else float("nan")
-        rows.append(
-            {
-                "dataset": dataset,
-                "comparison": what,
-                "a": a,
-                "b": b,
-                "recall_a": float(x.mean()),
-                "recall_b": float(y.mean()),
-                "ratio": ratio,
-                "diff": test["diff"],
-                "diff_low": test["low"],
-                "diff_high": test["high"],
-                "p_value": test["p_value"],
-                "p_floor": test["p_floor"],
-                "n_users": test["n_users"],
-            }
-        )
-    p_holm = holm([r["p_value"] for r in rows])
-    for row, p in zip(rows, p_holm, strict=True):
-        row["p_holm"] = float(p)
-    return rows
+        if a in chosen and b in chosen and frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
+            out.append((a, b, what))
+    return out
 
 
-def fresh_rows(dataset, chosen, seeds, resplits) -> list[dict]:
+def comparisons(dataset, chosen, config, seeds, splits) -> list[dict]:
     rows = []
-    for split in [0, *resplits]:
-        scores = {}
-        for label in chosen:
-            runs = load_runs(dataset, split, label, seeds)
-            if runs is not None:
-                scores[label] = float(runs["recall"].mean())
-        order = sorted(scores, key=scores.get, reverse=True)
-        rows += [
-            {
-                "dataset": dataset,
-                "split": split,
-                "method": lab,
-                f"recall@{K}": scores[lab],
-                "rank": order.index(lab) + 1,
-            }
-            for lab in order
-        ]
+    for split in splits:
+        runs = {lab: load_runs(dataset, split, lab, e, config, seeds) for lab, e in chosen.items()}
+        for a, b, what in comparison_pairs(chosen):
+            ra, rb = runs[a], runs[b]
+            row = {"dataset": dataset, "split": split, "comparison": what, "a": a, "b": b}
+            if ra is None or rb is None or ra["failed"] or rb["failed"]:
+                rows += [row | {"metric": m, "status": "missing or failed"} for m in METRICS]
+                continue
+            if not np.array_equal(ra["users"], rb["users"]):
+                raise RuntimeError(f"{dataset} split {split}: {a} and {b} scored other users")
+            for m in METRICS:
+                x, y = ra[m].mean(axis=0), rb[m].mean(axis=0)
+                t = paired_test(x, y, n_boot=10_000, n_flips=FLIPS)
+                rows.append(row | {
+                    "metric": m, "status": "ok", "a_value": float(x.mean()),
+                    "b_value": float(y.mean()),
+                    "ratio": float(x.mean() / y.mean()) if y.mean() > 0 else float("nan"),
+                    "diff": t["diff"], "diff_low": t["low"], "diff_high": t["high"],
+                    "p_value": t["p_value"], "p_floor": t["p_floor"], "n_users": t["n_users"],
+                })  # fmt: skip
     return rows
 
 
 def mattered(dataset: str, trials: Trials) -> list[dict]:
     """Mean validation recall per setting value over round-1 random draws (config.yaml's own
-    settings, the empty override, left out: it is not a random draw)."""
+    settings, the empty override, left out: it is not a random draw), per trainer arm."""
     rows = []
     for r in trials.rows:
         if r["round"] != 1 or not r["overrides"] or np.isnan(r["valid_recall"]):
             continue
         for axis, value in r["overrides"].items():
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "method": r["method"],
-                    "setting": axis,
-                    "value": json.dumps(value),
-                    "valid_recall": r["valid_recall"],
-                }
-            )
+            rows.append({"dataset": dataset, "method": r["method"], "arm": r["arm"] or "",
+                         "setting": axis, "value": json.dumps(value),
+                         "valid_recall": r["valid_recall"]})  # fmt: skip
     if not rows:
         return []
     table = (
         pl.DataFrame(rows)
-        .group_by("dataset", "method", "setting", "value")
+        .group_by("dataset", "method", "arm", "setting", "value")
         .agg(pl.col("valid_recall").mean().alias("mean_valid_recall"), pl.len().alias("n"))
     )
-    return table.sort("method", "setting", "value").to_dicts()
+    return table.sort("method", "arm", "setting", "value").to_dicts()
 
 
-def social_rows(dataset, chosen, seeds, splits) -> list[dict]:
-    """Paired UUV - UV per (method, sampling, init) over every split's users (seed-averaged),
-    overall and by whether the user has a friend."""
+def friends_of(data) -> np.ndarray:
+    """Users with a trust link in either direction (the walks use the symmetrised graph)."""
+    return np.union1d(data.social["user"].to_numpy(), data.social["friend"].to_numpy())
+
+
+def social_rows(dataset, chosen, config, seeds, splits, parts) -> list[dict]:
+    """Paired contrasts of each social factor, the other two held, per split and cohort."""
+    cells = dict(social_cells(chosen))
     rows = []
     for split in splits:
         data = None
-        cells = dict(social_cells(chosen))
-        for label in cells:
-            if ".metapath-UUV." not in label:
-                continue
-            uv = label.replace(".metapath-UUV.", ".metapath-UV.")
-            a = load_runs(dataset, split, "social." + label, seeds)
-            b = load_runs(dataset, split, "social." + uv, seeds)
-            if a is None or b is None:
-                continue
-            data = data if data is not None else split_data(dataset, split)
-            friends = np.isin(a["users"], data.social["user"].to_numpy())
+        for label, entry in cells.items():
             method, _, rest = label.partition(".")
-            for cohort, keep in (
-                ("all", slice(None)),
-                ("with friends", friends),
-                ("without friends", ~friends),
-            ):
-                x, y = a["recall"].mean(axis=0)[keep], b["recall"].mean(axis=0)[keep]
-                test = paired_test(x, y, n_boot=10_000, n_flips=FLIPS)
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "split": split,
-                        "method": method,
-                        "cell": rest.replace("metapath-UUV.", ""),
-                        "cohort": cohort,
-                        "uuv": float(x.mean()),
-                        "uv": float(y.mean()),
-                        "diff": test["diff"],
-                        "diff_low": test["low"],
-                        "diff_high": test["high"],
-                        "p_value": test["p_value"],
-                        "p_floor": test["p_floor"],
-                        "n_users": test["n_users"],
-                    }
-                )
-    p_holm = holm([r["p_value"] for r in rows])
-    for row, p in zip(rows, p_holm, strict=True):
-        row["p_holm"] = float(p)
+            levels = dict(part.split("-", 1) for part in rest.split("."))
+            for factor, (low, high) in ((f, SOCIAL_GRID[f]) for f in SOCIAL_GRID):
+                if levels[factor] != high:
+                    continue
+                other = label.replace(f"{factor}-{high}", f"{factor}-{low}")
+                a = load_runs(dataset, split, "social." + label, entry, config, seeds)
+                b = load_runs(dataset, split, "social." + other, cells[other], config, seeds)
+                if a is None or b is None or a["failed"] or b["failed"]:
+                    continue
+                data = data if data is not None else split_data(dataset, split, parts)
+                friends = np.isin(a["users"], friends_of(data))
+                held = ", ".join(f"{k} {v}" for k, v in levels.items() if k != factor)
+                for cohort, keep in (("all", np.ones_like(friends)), ("with a trust link", friends),
+                                     ("without", ~friends)):  # fmt: skip
+                    x, y = a["recall"].mean(axis=0)[keep], b["recall"].mean(axis=0)[keep]
+                    t = paired_test(x, y, n_boot=10_000, n_flips=FLIPS)
+                    rows.append({"dataset": dataset, "split": split, "method": method,
+                                 "contrast": f"{factor}: {high} - {low}", "held": held,
+                                 "cohort": cohort, "high": float(x.mean()) if x.size else None,
+                                 "low": float(y.mean()) if y.size else None, "diff": t["diff"],
+                                 "diff_low": t["low"], "diff_high": t["high"],
+                                 "p_value": t["p_value"], "p_floor": t["p_floor"],
+                                 "n_users": t["n_users"]})  # fmt: skip
+    return rows
+
+
+def with_holm(rows: list[dict]) -> list[dict]:
+    """Holm over every row with a p-value (one family)."""
+    p = np.array([r.get("p_value", np.nan) for r in rows], dtype=float)
+    for row, adjusted in zip(rows, holm(p), strict=True):
+        row["p_holm"] = None if np.isnan(adjusted) else float(adjusted)
     return rows
 
 
@@ -244,33 +231,31 @@ def write(rows: list[dict], path) -> pl.DataFrame | None:
 
 def report(frozen: dict, args, out) -> None:
     config = study_config()
-    resplits = list(range(1, args.resplits + 1))
-    tables = {
-        "realdata": [],
-        "realdata_tests": [],
-        "realdata_fresh": [],
-        "realdata_mattered": [],
-        "realdata_search": [],
-        "realdata_social": [],
-    }
+    parts = args.resplits
+    splits = list(range(parts + 1))
+    tables = {name: [] for name in ("realdata", "realdata_tests", "realdata_mattered",
+                                    "realdata_search", "realdata_social")}  # fmt: skip
     for dataset in ARCHIVES:
         trials = Trials(WORK / f"trials-{dataset}.jsonl", config)
         tables["realdata_search"] += [
-            {
-                "dataset": dataset,
-                **{k: r[k] for k in ("method", "arm", "round", "valid_recall", "seconds")},
-                "overrides": json.dumps(r["overrides"], sort_keys=True),
-            }
+            {"dataset": dataset, "method": r["method"], "arm": r["arm"], "round": r["round"],
+             "valid_recall": r["valid_recall"], "seconds": r["seconds"],
+             "overrides": json.dumps(r["overrides"], sort_keys=True), "key": r["key"]}
             for r in trials.rows
-        ]
+        ]  # fmt: skip
         tables["realdata_mattered"] += mattered(dataset, trials)
         if dataset not in frozen:
             continue
         chosen = frozen[dataset]["chosen"]
-        tables["realdata"] += method_rows(dataset, chosen, args.seeds, resplits)
-        tables["realdata_tests"] += comparisons(dataset, chosen, args.seeds)
-        tables["realdata_fresh"] += fresh_rows(dataset, chosen, args.seeds, resplits)
-        tables["realdata_social"] += social_rows(dataset, chosen, args.seeds, [0, *resplits])
+        social = split_data(dataset, 0, parts).social.height > 0
+        tables["realdata"] += method_rows(dataset, chosen, config, args.seeds, splits, social)
+        tables["realdata_tests"] += comparisons(dataset, chosen, config, args.seeds, splits)
+        if social:
+            tables["realdata_social"] += social_rows(
+                dataset, chosen, config, args.seeds, splits, parts
+            )
+    for name in ("realdata_tests", "realdata_social"):
+        tables[name] = with_holm(tables[name])
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, float_precision=4):
         for name, rows in tables.items():
             table = write(rows, out / f"{name}.tsv")

@@ -447,8 +447,9 @@ def _auc_table(d, vectors, base, bias, split, threshold, labels):
 
 
 def _sampled_table(d, vectors, base, bias, split, n_items, n_negatives, ks, seed, labels):
-    """Each held-out positive ranked against sampled negatives (biased; for comparison)."""
-    others = [t for s, t in d.held_out.items() if s != split]
+    """Each held-out positive ranked against sampled negatives (biased; for comparison); the
+    negatives avoid the earlier splits' positives (validation's never depend on test labels)."""
+    others = [t for s, t in d.held_out.items() if s in SPLITS[: SPLITS.index(split)]]
     users, pos, neg = protocols.sample_negatives(
         d.train, d.truths[split], n_items, n_negatives=n_negatives, seed=seed, exclude=others
     )
@@ -499,16 +500,9 @@ def evaluate_protocols(
     tables = []
     for score in [s for s in supported_scores(native) if s in scores]:
         beta = None
-        if score == "popblend":  # beta chosen on validation, test pairs masked
+        if score == "popblend":  # beta chosen on validation, lists masking train only
             beta, _ = protocols.select_blend_beta(
-                *vectors,
-                train,
-                d.truths["valid"],
-                n_items,
-                grid=blend_grid,
-                k=k,
-                score=native,
-                exclude=[d.held_out["test"]],
+                *vectors, train, d.truths["valid"], n_items, grid=blend_grid, k=k, score=native
             )
         base, bias = protocols.resolve_score(
             score, native=native, beta=beta or 0.0, popularity=d.popularity

@@ -5,11 +5,15 @@ The development archives (``../shared/data``, read their README) were made from 
 ``big_matrix`` holds the train history, ``small_matrix`` each evaluation user's last 20 % of
 ratings by time plus 100 never-rated items as sampled negatives. :func:`fresh_split` pools the
 real ratings again (every big-matrix row; the small-matrix rows whose ``watch_ratio`` is a
-rating / 2, i.e. not a sampled negative), draws ``n_eval`` new evaluation users among those with
-at least ``min_ratings`` ratings, avoiding the archive's own evaluation users while enough
-others are eligible, and rebuilds the two matrices the same way (last ``holdout`` share by time,
-ties by item; ``negatives`` sampled never-rated items per user). Friend lists and item
-categories are copied unchanged. Deterministic in ``seed``.
+rating / 2, i.e. not a sampled negative), draws new evaluation users among those with at least
+``min_ratings`` ratings who are not the archive's evaluation users (disjoint across re-splits),
+and rebuilds the two matrices the same way (last ``holdout`` share by time, ties by item;
+``negatives`` sampled never-rated items per user). Friend lists and item categories are copied
+unchanged. Deterministic in ``seed``.
+
+What "fresh" means here: no held-out label of a re-split was ever scored during selection
+(its users were not evaluation users), but their ratings were part of the selection split's
+train history, since the archive trains on every rating of the users it does not evaluate.
 """
 
 from __future__ import annotations
@@ -45,24 +49,32 @@ def _member(archive: zipfile.ZipFile, name: str) -> pl.DataFrame:
 
 
 def real_ratings(small: pl.DataFrame) -> pl.Series:
-    """Rows of a small matrix that are real ratings (watch_ratio = rating / 2 for a rating of
-    1..5), not sampled negatives (watch_ratio drawn uniformly below 1)."""
-    twice = small["watch_ratio"].cast(pl.Float64) * 2
-    return ((twice - twice.round()).abs() < 1e-3) & (twice.round() >= 1)
+    """Rows of a small matrix that are real ratings, not sampled negatives: a rating r of
+    0.5..5 stars in half-star steps is stored as watch_ratio r / 2 (play_duration rounded to
+    the millisecond, so within 1e-4 of a quarter step for videos of 5 s or more), a sampled
+    negative as a uniform draw from 0.05 to 1 (which lands that close to a quarter step with
+    probability ~0.08 %; such a row is a rating below 2 stars either way, never a positive)."""
+    quarters = small["watch_ratio"].cast(pl.Float64) * 4
+    return ((quarters - quarters.round()).abs() < 4e-4) & (quarters.round() >= 1)
 
 
 def fresh_split(
     archive: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    seed: int,
+    part: int,
+    parts: int,
+    seed: int = 0,
     n_eval: int | None = None,
     min_ratings: int = 10,
     holdout: float = 0.2,
     negatives: int = 100,
 ) -> dict:
-    """Write a re-split copy of ``archive`` to ``output`` (see the module docstring); returns
-    counts (users drawn, of them also evaluated in the archive, held-out rows)."""
+    """Write re-split ``part`` of ``parts`` (0-based) of ``archive`` to ``output``: the eligible
+    users who are not the archive's evaluation users are shuffled once (``seed``) and cut into
+    ``parts`` disjoint slices, so the re-splits share no evaluation user with each other or with
+    the archive. ``n_eval``: users per re-split (default: the archive's count, or as many as a
+    slice holds). Returns counts (users drawn, eligible pool, held-out rows)."""
     with zipfile.ZipFile(archive) as z:
         big, small = _member(z, "big_matrix.csv"), _member(z, "small_matrix.csv")
         others = {n: z.read(DATA + n) for n in ("social_network.csv", "item_categories.csv")}
@@ -75,13 +87,19 @@ def fresh_split(
     ).sort("_u", "_t", "_i")
     counts = ratings.group_by("_u").len()
     eligible = counts.filter(pl.col("len") >= min_ratings)["_u"].sort().to_numpy()
-    n_eval = int(old_eval.len() if n_eval is None else n_eval)
+    if not 0 <= part < parts:
+        raise InputError(f"re-split part {part} is not one of 0..{parts - 1}")
     fresh = np.setdiff1d(eligible, old_eval.cast(pl.Int64).to_numpy())
-    pool = fresh if fresh.size >= n_eval else eligible
     rng = np.random.default_rng(seed)
-    if pool.size < n_eval:
-        raise InputError(f"{archive}: only {pool.size} users have >= {min_ratings} ratings")
-    chosen = np.sort(rng.choice(pool, size=n_eval, replace=False))
+    slices = np.array_split(rng.permutation(fresh), parts)
+    n_eval = min(int(old_eval.len() if n_eval is None else n_eval), min(map(len, slices)))
+    if n_eval < 1:
+        raise InputError(
+            f"{archive}: {fresh.size} users with >= {min_ratings} ratings besides the archive's "
+            f"evaluation users: too few for {parts} disjoint re-splits"
+        )
+    chosen = np.sort(slices[part][:n_eval])
+    rng = np.random.default_rng([seed, part])  # the negatives of this part
     ranked = ratings.with_columns(
         pl.int_range(pl.len()).over("_u").alias("_r"), pl.len().over("_u").alias("_n")
     )
@@ -100,8 +118,7 @@ def fresh_split(
             out.writestr(DATA + name, buffer.getvalue())
         for name, raw in others.items():
             out.writestr(DATA + name, raw)
-    overlap = int(np.isin(chosen, old_eval.cast(pl.Int64).to_numpy()).sum())
-    return {"users": int(chosen.size), "also_evaluated_before": overlap, "held_out": held.height}
+    return {"users": int(chosen.size), "pool": int(fresh.size), "held_out": held.height}
 
 
 def _negatives(ratings, held, chosen, per_user, rng) -> pl.DataFrame:
@@ -135,10 +152,15 @@ def _negatives(ratings, held, chosen, per_user, rng) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=dict.fromkeys(COLUMNS, pl.String), orient="row")
 
 
-def fresh_archive(archive: str | os.PathLike, folder: str | os.PathLike, seed: int) -> Path:
-    """The fresh split of ``archive`` with ``seed`` in ``folder`` (made once, then reused)."""
-    path = Path(folder) / f"{Path(archive).stem}.resplit{seed}.zip"
+VERSION = 2  # of the re-split rule: cached archives of another version are not reused
+
+
+def fresh_archive(
+    archive: str | os.PathLike, folder: str | os.PathLike, part: int, parts: int
+) -> Path:
+    """Re-split ``part`` of ``parts`` of ``archive`` in ``folder`` (made once, then reused)."""
+    path = Path(folder) / f"{Path(archive).stem}.v{VERSION}.part{part}of{parts}.zip"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh_split(archive, path, seed=seed)
+        fresh_split(archive, path, part=part, parts=parts)
     return path
