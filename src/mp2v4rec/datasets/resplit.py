@@ -26,19 +26,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mp2v4rec.datasets.synthetic import MATRIX_COLUMNS, PREFIX
 from mp2v4rec.io import InputError, atomic_path
 
-DATA = "KuaiRec 2.0/data/"
-COLUMNS = [
-    "user_id",
-    "video_id",
-    "play_duration",
-    "video_duration",
-    "time",
-    "date",
-    "timestamp",
-    "watch_ratio",
-]
+DATA = PREFIX
+COLUMNS = MATRIX_COLUMNS
 
 
 def _member(archive: zipfile.ZipFile, name: str) -> pl.DataFrame:
