@@ -132,9 +132,15 @@ def train_params(wildcards):
 def train_inputs(wildcards):
     """The split tables, and the corpus of a kind that trains on one (walks: also the W2V
     model an init~w2v run starts from)."""
-    tables = {"train": "train", "valid": "valid", "user_table": "users", "item_table": "items"}
+    tables = {
+        "train": "train",
+        "valid": "valid",
+        "user_table": "users",
+        "item_table": "items",
+    }
     inputs = {
-        key: data_file(f"{name}.parquet").format(**wildcards) for key, name in tables.items()
+        key: data_file(f"{name}.parquet").format(**wildcards)
+        for key, name in tables.items()
     }
     s, corpus = settings(wildcards), kind(wildcards.method).corpus
     if corpus == "sequences":
@@ -269,7 +275,7 @@ def search_winner_metrics(wildcards):
 
 def held_out_inputs(wildcards):
     """Both held-out splits: each split's lists mask the other one's pairs."""
-    return {split: f"{R}/data/{split}.parquet".format(**wildcards) for split in SPLITS}
+    return {split: data_file(f"{split}.parquet").format(**wildcards) for split in SPLITS}
 
 
 def has_embeddings(method):

@@ -42,14 +42,14 @@ rule preprocess_kuairec:
     input:
         archive=archive_path,
     output:
-        train=f"{R}/data/train.parquet",
-        valid=f"{R}/data/valid.parquet",
-        test=f"{R}/data/test.parquet",
-        social=f"{R}/data/social.parquet",
-        user_table=f"{R}/data/users.parquet",
-        item_table=f"{R}/data/items.parquet",
-        stats=f"{R}/data/stats.json",
-        block=f"{R}/data/block.parquet",
+        train=data_file("train.parquet"),
+        valid=data_file("valid.parquet"),
+        test=data_file("test.parquet"),
+        social=data_file("social.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        stats=data_file("stats.json"),
+        block=data_file("block.parquet"),
     log:
         f"{R}/logs/preprocess_kuairec.log",
     benchmark:
@@ -90,14 +90,14 @@ rule preprocess_events:
     input:
         unpack(event_files),
     output:
-        train=f"{R}/data/train.parquet",
-        valid=f"{R}/data/valid.parquet",
-        test=f"{R}/data/test.parquet",
-        social=f"{R}/data/social.parquet",
-        user_table=f"{R}/data/users.parquet",
-        item_table=f"{R}/data/items.parquet",
-        stats=f"{R}/data/stats.json",
-        block=f"{R}/data/block.parquet",
+        train=data_file("train.parquet"),
+        valid=data_file("valid.parquet"),
+        test=data_file("test.parquet"),
+        social=data_file("social.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        stats=data_file("stats.json"),
+        block=data_file("block.parquet"),
     log:
         f"{R}/logs/preprocess_events.log",
     benchmark:

@@ -4,9 +4,9 @@
 
 rule evaluated_users:
     input:
-        f"{R}/data/users.parquet",
+        data_file("users.parquet"),
     output:
-        f"{R}/data/evaluated_users.parquet",
+        data_file("evaluated_users.parquet"),
     log:
         f"{R}/logs/evaluated_users.log",
     benchmark:
@@ -50,7 +50,7 @@ rule recommend:
 rule merge_recs:
     input:
         blocks=rec_blocks,
-        evaluated=f"{R}/data/evaluated_users.parquet",
+        evaluated=data_file("evaluated_users.parquet"),
     output:
         f"{R}/recs/{{method}}/{{variant}}.parquet",
     log:
@@ -65,10 +65,10 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
         unpack(held_out_inputs),
-        evaluated=f"{R}/data/evaluated_users.parquet",
+        evaluated=data_file("evaluated_users.parquet"),
         recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
-        train=f"{R}/data/train.parquet",
-        item_table=f"{R}/data/items.parquet",
+        train=data_file("train.parquet"),
+        item_table=data_file("items.parquet"),
     output:
         metrics=f"{R}/metrics/{{method}}/{{variant}}.tsv",
         per_user=f"{R}/metrics/{{method}}/{{variant}}.per_user.parquet",
@@ -93,12 +93,12 @@ rule evaluate:
 rule evaluate_protocols:
     input:
         unpack(held_out_inputs),
-        evaluated=f"{R}/data/evaluated_users.parquet",
+        evaluated=data_file("evaluated_users.parquet"),
         embeddings=f"{R}/models/{{method}}/{{variant}}/embeddings.npz",
         recs=f"{R}/recs/{{method}}/{{variant}}.parquet",
-        train=f"{R}/data/train.parquet",
-        block=f"{R}/data/block.parquet",
-        item_table=f"{R}/data/items.parquet",
+        train=data_file("train.parquet"),
+        block=data_file("block.parquet"),
+        item_table=data_file("items.parquet"),
     output:
         f"{R}/metrics/{{method}}/{{variant}}.protocols.tsv",
     log:

@@ -25,7 +25,7 @@ rule plot_pca:
     input:
         unpack(
             lambda w: {
-                "item_table": f"{R}/data/items.parquet".format(**w),
+                "item_table": data_file("items.parquet").format(**w),
                 **pca_inputs(w),
             }
         ),
@@ -55,7 +55,7 @@ rule plot_beyond_accuracy:
         recs=lambda w: [
             f"{R}/recs/{m}/{v}.parquet".format(**w) for m, v in default_runs()
         ],
-        item_table=f"{R}/data/items.parquet",
+        item_table=data_file("items.parquet"),
     output:
         diversity=report(
             f"{R}/figures/diversity_histogram.png",

@@ -13,11 +13,11 @@ def served_model(wildcards):
 rule serve:
     input:
         unpack(served_model),
-        train=f"{R}/data/train.parquet",
-        valid=f"{R}/data/valid.parquet",
-        evaluated=f"{R}/data/evaluated_users.parquet",
-        user_table=f"{R}/data/users.parquet",
-        item_table=f"{R}/data/items.parquet",
+        train=data_file("train.parquet"),
+        valid=data_file("valid.parquet"),
+        evaluated=data_file("evaluated_users.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
     output:
         directory(f"{R}/serve/{{method}}"),
     log:
@@ -45,10 +45,10 @@ rule evaluate_seeded:
     input:
         unpack(served_model),
         unpack(held_out_inputs),
-        evaluated=f"{R}/data/evaluated_users.parquet",
-        train=f"{R}/data/train.parquet",
-        user_table=f"{R}/data/users.parquet",
-        item_table=f"{R}/data/items.parquet",
+        evaluated=data_file("evaluated_users.parquet"),
+        train=data_file("train.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
     output:
         f"{R}/metrics/{{method}}/default.seeded.tsv",
     log:

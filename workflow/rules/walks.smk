@@ -3,10 +3,10 @@
 
 rule build_graph:
     input:
-        train=f"{R}/data/train.parquet",
-        social=f"{R}/data/social.parquet",
-        user_table=f"{R}/data/users.parquet",
-        item_table=f"{R}/data/items.parquet",
+        train=data_file("train.parquet"),
+        social=data_file("social.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
     output:
         f"{R}/graph/graph.npz",
     log:
@@ -58,7 +58,7 @@ rule walk_corpus:
 
 rule sequences:
     input:
-        f"{R}/data/train.parquet",
+        data_file("train.parquet"),
     output:
         f"{R}/sequences/corpus.txt",
     log:
