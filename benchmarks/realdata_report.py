@@ -32,13 +32,17 @@ from realdata import (
     BASELINES,
     FLIPS,
     SOCIAL_GRID,
+    SPACES,
     WALK_METHODS,
     WORK,
     K,
     Trials,
+    configurations,
     entry_id,
+    key_of,
     run_path,
     social_cells,
+    space_for,
     space_size,
     split_data,
     study_config,
@@ -66,7 +70,15 @@ def load_runs(dataset, split, label, entry, config, seeds) -> dict | None:
     return out | {m: np.stack([r[m] for r in runs]) for m in METRICS}
 
 
-def method_rows(dataset, chosen, config, seeds, splits, social) -> list[dict]:
+def whole_space(config, method: str, social: bool, tried: set[str]) -> bool:
+    """Whether every point of the method's space was tried (checked for spaces up to 2,000)."""
+    if method not in SPACES or space_size(method, social) > 2000:
+        return False
+    points = configurations(space_for(method, social), 10**7, seed=0)
+    return {key_of(config, method, o) for o in points} <= tried
+
+
+def method_rows(dataset, chosen, config, seeds, splits, social, trials) -> list[dict]:
     rows = []
     runs = {
         split: {lab: load_runs(dataset, split, lab, e, config, seeds) for lab, e in chosen.items()}
@@ -74,13 +86,13 @@ def method_rows(dataset, chosen, config, seeds, splits, social) -> list[dict]:
     }
     for label, entry in chosen.items():
         method = entry["method"]
-        whole = method in BASELINES + ("w2v", *WALK_METHODS) and method != "popularity"
+        tried = {r["key"] for r in trials.of(method)}
         row = {
             "dataset": dataset,
             "method": label,
             "distinct": entry["distinct"],
             "failed": entry.get("failed", 0),
-            "whole_space": bool(whole and entry["distinct"] >= space_size(method, social)),
+            "whole_space": whole_space(config, method, social, tried),
             "valid_recall": entry["valid_recall"],
             "selected": json.dumps(entry["overrides"], sort_keys=True),
         }
@@ -248,7 +260,9 @@ def report(frozen: dict, args, out) -> None:
             continue
         chosen = frozen[dataset]["chosen"]
         social = split_data(dataset, 0, parts).social.height > 0
-        tables["realdata"] += method_rows(dataset, chosen, config, args.seeds, splits, social)
+        tables["realdata"] += method_rows(
+            dataset, chosen, config, args.seeds, splits, social, trials
+        )
         tables["realdata_tests"] += comparisons(dataset, chosen, config, args.seeds, splits)
         if social:
             tables["realdata_social"] += social_rows(
