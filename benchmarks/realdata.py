@@ -30,8 +30,9 @@ before it wrote):
    UV / UUV x uniform / weighted walks x random / W2V initialisation, every seed and split.
 6. report: ``realdata.tsv`` (per dataset and method), ``realdata_search.tsv`` (every trial),
    ``realdata_tests.tsv`` (the pre-registered paired comparisons, sign-flip p-values with their
-   floor, Holm-adjusted per dataset), ``realdata_mattered.tsv`` (mean validation Recall@50 per
-   setting value over round-1 random draws), ``realdata_social.tsv``.
+   floor, Holm-adjusted over the whole table: every dataset, split and metric),
+   ``realdata_mattered.tsv`` (mean validation Recall@50 per setting value over round-1 random
+   draws), ``realdata_social.tsv``.
 """
 
 from __future__ import annotations
