@@ -165,10 +165,8 @@ class ItemItem:
         return scores
 
     def scorer(self, train: pl.DataFrame, n_users: int, n_items: int) -> Scorer:
-        return self._rows_scorer(seen_matrix(train, n_users, n_items), ~self._warm(train))
-
-    def _warm(self, train: pl.DataFrame) -> np.ndarray:
-        return warm_items(train, self.n_items)
+        warm = warm_items(train, self.n_items)
+        return self._rows_scorer(seen_matrix(train, n_users, n_items), ~warm)
 
     def seed_scorer(self, seeds: sp.csr_matrix) -> tuple[Scorer, np.ndarray]:
         """Rows of ``seeds`` scored by ``seeds @ W``; items no row of ``W`` reaches are not

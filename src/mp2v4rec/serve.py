@@ -650,8 +650,8 @@ def _serve_vectors(
     present = nonzero_rows(item_vectors)
     mode = "exact" if present.size <= exact_max_items else "ann"
     space, recall = item_space
-    if mode == "ann" or space == "own":  # the index holds the scoring table only
-        space = "own" if space == "own" else "context"
+    if mode == "ann" and space != "own":  # the index holds the scoring table only
+        space = "context"
     similar = model if space in ("own", "context") else model.item_space(space)
     meta["item_space"] = {"table": space, "valid_seeded_recall": recall}
     meta |= {"items_with_vectors": int(present.size), "dim": int(item_vectors.shape[1])}
@@ -674,10 +674,11 @@ def _serve_vectors(
 def _serve_item_item(tmp, model, train, meta, *, neighbours, k, **_):
     """An item-item model's artefacts: its weights' rows as neighbour lists, the users' lists
     by ``history @ W`` (exact: the weights are the index); no vectors to export."""
+    from mp2v4rec.models import warm_items
     from mp2v4rec.recommend import rank_users, recs_frame, seen_matrix
 
     n_users, n_items = meta["n_users"], meta["n_items"]
-    warm = np.flatnonzero(np.bincount(train["item"].to_numpy(), minlength=n_items) > 0)
+    warm = np.flatnonzero(warm_items(train, n_items))
     n = int(min(neighbours, max(warm.size - 1, 0)))
     meta |= {"items_with_vectors": int(warm.size), "search": "exact", "vectors": False}
 
