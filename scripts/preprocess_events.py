@@ -20,7 +20,7 @@ def main(smk):
             files = smk.input[name]
             tables[table] = [files] if isinstance(files, str) else list(files)
     prepared = preprocess_events(**tables, columns=smk.params.columns, **smk.params.preprocess)
-    prepared.write(Path(smk.output.train).parent)
+    prepared.write(Path(smk.output.train).parent, require_held_out=True)
 
 
 if __name__ == "__main__":

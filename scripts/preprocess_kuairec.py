@@ -8,7 +8,7 @@ from mp2v4rec.io import run_rule
 
 def main(smk):
     prepared = preprocess_kuairec(smk.input.archive, **smk.params.preprocess)
-    prepared.write(Path(smk.output.train).parent)
+    prepared.write(Path(smk.output.train).parent, require_held_out=True)
 
 
 if __name__ == "__main__":

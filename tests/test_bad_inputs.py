@@ -589,3 +589,24 @@ def test_bad_input(case: Case, tmp_path):
     left = sorted(p.name for p in out.rglob("*")) if out.exists() else []
     assert left == sorted(case.leftovers), "a failed run left output behind"
     assert not list(tmp_path.rglob(".*.tmp*")), "a temporary file was left behind"
+
+
+def test_a_split_without_held_out_pairs_is_refused_before_anything_is_written(tmp_path):
+    """Too little data for its settings (a tiny log whose only positives are rare likes) can
+    leave validation empty: preprocess says so, naming the folder, and writes nothing."""
+    from mp2v4rec.datasets import common
+
+    empty = {
+        name: pl.DataFrame(schema=schema)
+        for name, schema in (
+            ("train", common.INTERACTION_SCHEMA),
+            ("valid", common.INTERACTION_SCHEMA),
+            ("test", common.INTERACTION_SCHEMA),
+            ("social", common.SOCIAL_SCHEMA),
+            ("users", common.USER_SCHEMA),
+            ("items", common.ITEM_SCHEMA),
+        )
+    }
+    with pytest.raises(InputError, match=r"data: the valid split holds no held-out positive"):
+        common.Prepared(**empty, stats={}).write(tmp_path / "data", require_held_out=True)
+    assert not (tmp_path / "data").exists()

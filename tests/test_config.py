@@ -65,7 +65,10 @@ def test_shipped_config_equals_schema_defaults_for_kuairec():
         (lambda c: c["methods"]["mp2v"].update(dim="big"), "methods.mp2v.dim"),
         (lambda c: c["methods"]["mp2v"].update(sampling="greedy"), "'greedy' is not one of"),
         (lambda c: c["datasets"]["d"].update(kind="movielens"), "datasets.d.kind"),
-        (lambda c: c["methods"]["mp2v"].update(metapath="UIU"), "methods.mp2v: metapath 'UIU'"),
+        (
+            lambda c: c["methods"]["mp2v"].update(metapath="UIU"),
+            "methods.mp2v.metapath: metapath 'UIU'",
+        ),
         (lambda c: c.update(ablation={"grid": {"seed": []}}), "ablation.grid.seed"),
         (lambda c: c.update(ablation={"grid": {"colour": [1]}}), "ablation.grid"),
         (lambda c: c.update(ablation={"grid": {"dim": ["big"]}}), "config key ablation"),

@@ -65,6 +65,9 @@ def test_rp3beta_hand_computed():
     # alpha 2 squares the transition probabilities: i2 -> u1 -> i0 is (1/2)^2 (1/3)^2
     W2 = dense(rp3beta.rp3beta_weights(X, alpha=2.0, beta=0.0, k_neighbors=None))
     assert W2[2, 0] == pytest.approx(0.25 / 9)
+    # alpha 0 keeps only the pattern: weights count co-rating users (i0, i1 share u0 and u1)
+    W0 = dense(rp3beta.rp3beta_weights(X, alpha=0.0, beta=0.0, k_neighbors=None))
+    assert (W0[0, 1], W0[2, 0], W0[2, 1]) == (2.0, 1.0, 1.0)
     # top-1 per row keeps each source item's largest target
     W1 = dense(rp3beta.rp3beta_weights(X, alpha=1.0, beta=0.5, k_neighbors=1))
     np.testing.assert_array_equal(W1 > 0, [[0, 1, 0], [1, 0, 0], [1, 0, 0]])

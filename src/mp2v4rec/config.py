@@ -19,6 +19,7 @@ import yaml
 from mp2v4rec.graph import validate_metapath
 from mp2v4rec.io import InputError
 from mp2v4rec.kinds import KINDS, kind_of, methods_where
+from mp2v4rec.times import split_mode, time_ms
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")  # package data: works installed
 
@@ -86,6 +87,14 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
 
 
 _SCHEMA = load_schema()
+_LOADED = {tuple(KINDS): _SCHEMA}  # the schema per state of the registry (a kind may be added)
+
+
+def _current_schema() -> dict[str, Any]:
+    """The schema for the kinds registered now (reloaded after ``kinds.register``)."""
+    if tuple(KINDS) not in _LOADED:
+        _LOADED[tuple(KINDS)] = load_schema()
+    return _LOADED[tuple(KINDS)]
 
 
 def schema_default(*path: str) -> Any:
@@ -158,7 +167,7 @@ def validate_config(
 
     Raises InputError naming every offending key.
     """
-    schema = load_schema(schema_path)
+    schema = _current_schema() if schema_path == SCHEMA_PATH else load_schema(schema_path)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     # `if/then` branches report twice (the branch and the failed `allOf`): keep the precise ones
     messages = list(dict.fromkeys(_describe(e) for e in errors if e.validator != "allOf"))
@@ -178,12 +187,8 @@ def _check_references(config: Mapping[str, Any]) -> None:
             "raise recommend.k or drop the larger K values."
         )
     for name, dataset in config["datasets"].items():
-        if dataset["kind"] == "events" and dataset["source"] == "files":
-            if not dataset["files"].get("events"):
-                raise InputError(
-                    f"config key datasets.{name}.files.events: required with source: files "
-                    "(a path, glob or list of event-log files)."
-                )
+        if dataset["kind"] == "events":
+            _check_events(f"datasets.{name}", dataset)
     if not set(config["evaluate"]["per_user_ks"]) <= set(ks):
         raise InputError(
             f"config key evaluate.per_user_ks: {config['evaluate']['per_user_ks']} must be a "
@@ -205,11 +210,11 @@ def _check_references(config: Mapping[str, Any]) -> None:
                 raise InputError(
                     f"config key {key}: {method!r} has no item vectors; name one of {able}."
                 )
+    for name in config["methods"]:
+        _check_variant(config, f"methods.{name}", name, "default")
     for section in ("ablation", "search"):
         for variant in grid_variants(config[section]["grid"]):
             _check_variant(config, section, config[section]["method"], variant)
-    for name in config["methods"]:
-        _check_variant(config, f"methods.{name}", name, "default")
     for method in config["plots"]["pca_methods"]:
         if method not in config["methods"]:
             raise InputError(
@@ -217,6 +222,31 @@ def _check_references(config: Mapping[str, Any]) -> None:
                 f"({sorted(config['methods'])})."
             )
     check_serve_config(config)
+
+
+def _check_events(key: str, dataset: Mapping[str, Any]) -> None:
+    """An event-log dataset's files and its times and split, before any rule reads them."""
+    if dataset["source"] == "files" and not dataset["files"].get("events"):
+        raise InputError(
+            f"config key {key}.files.events: required with source: files "
+            "(a path, glob or list of event-log files)."
+        )
+    p, key = dataset["preprocess"], f"{key}.preprocess"
+    if not any([*p["event_weights"].values(), p["default_event_weight"]]):
+        raise InputError(
+            f"config key {key}.event_weights: every event weight is 0 (or unset), so no pair "
+            "scores above positive_min_score; give the events that mean interest a weight > 0."
+        )
+    has_eval = dataset["source"] == "synthetic" or bool(dataset["files"].get("eval_events"))
+    try:
+        time_ms(p["decay_anchor"], p["timestamp_unit"], f"{key}.decay_anchor")
+        cutoff = time_ms(p["cutoff_time"], p["timestamp_unit"], f"{key}.cutoff_time")
+    except InputError as err:
+        raise InputError(f"config key {err}") from None
+    try:
+        split_mode(p["split"], has_eval, cutoff)
+    except InputError as err:
+        raise InputError(f"config key {key}.split / {key}.cutoff_time: {err}") from None
 
 
 def serve_methods(config: Mapping[str, Any]) -> list[str]:
@@ -246,11 +276,34 @@ def check_serve_config(config: Mapping[str, Any]) -> None:
 
 
 def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: str) -> None:
-    """A grid cell (or a method's defaults) must name valid settings and a usable init."""
-    try:
-        settings = method_settings(config, method, variant)
-    except (InputError, ValueError) as err:
-        raise InputError(f"config key {key}: {err}") from None
+    """A grid cell (or a method's defaults) must give the method's kind valid settings and a
+    usable metapath and init; an error names the config key the bad value came from (the grid
+    axis ``{key}.grid.{axis}`` or the method's own ``methods.{method}.{setting}``)."""
+    pairs = parse_variant(variant)
+    short = {setting: axis for axis, setting in VARIANT_KEYS.items()}
+
+    def where(setting: str) -> str:
+        axis = short.get(setting)
+        return f"{key}.grid.{axis}" if axis in pairs else f"methods.{method}.{setting}"
+
+    if method not in config["methods"]:
+        raise InputError(
+            f"config key {key}.method: {method!r} is not configured under methods "
+            f"({sorted(config['methods'])})."
+        )
+    for axis, value in pairs.items():
+        try:
+            method_settings(config, method, format_variant({axis: value}))
+        except (InputError, ValueError) as err:
+            raise InputError(f"config key {key}.grid.{axis}: {err}") from None
+    settings = method_settings(config, method, variant)
+    kind_schema = {
+        "definitions": _current_schema()["definitions"],
+        "$ref": f"#/definitions/{settings['kind']}",
+    }
+    for error in jsonschema.Draft7Validator(kind_schema).iter_errors(settings):
+        setting = str(error.absolute_path[0]) if error.absolute_path else ""
+        raise InputError(f"config key {where(setting)}: {error.message}; fix the value.")
     if kind_of(settings).corpus != "walks":
         if variant != "default":
             raise InputError(
@@ -259,30 +312,26 @@ def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: st
         return
     if settings["metapath"] not in config["metapaths"]:
         raise InputError(
-            f"config key {key}: metapath {settings['metapath']!r} is not defined; "
+            f"config key {where('metapath')}: metapath {settings['metapath']!r} is not defined; "
             f"defined metapaths are {sorted(config['metapaths'])} (add it under metapaths)."
         )
-    if settings["sampling"] not in ("uniform", "weighted"):
-        raise InputError(f"config key {key}: sampling must be uniform or weighted")
-    if settings["trainer"] not in ("gensim", "shared"):
-        raise InputError(f"config key {key}: trainer must be gensim or shared")
     if settings["trainer"] == "shared" and (
         settings["score"] == "context" or settings["init"] != "random"
     ):
         raise InputError(
-            f"config key {key}: the shared trainer has one table, so no context score (score: "
-            "cosine or dot) and no W2V initialisation (init: random)"
+            f"config key {where('trainer')}: the shared trainer has one table, so no context "
+            "score (score: cosine or dot) and no W2V initialisation (init: random)"
         )
     if settings["init"] == "w2v":
         source = config["methods"].get(settings["init_method"], {})
         if source.get("kind") != "w2v":
             raise InputError(
-                f"config key {key}: init w2v needs init_method to name a w2v method, "
-                f"got {settings['init_method']!r}"
+                f"config key {where('init_method')}: init w2v needs init_method to name a w2v "
+                f"method, got {settings['init_method']!r}"
             )
         if source["dim"] != settings["dim"]:
             raise InputError(
-                f"config key {key}: init w2v needs equal dims, but {method} has dim "
+                f"config key {where('dim')}: init w2v needs equal dims, but {method} has dim "
                 f"{settings['dim']} and {settings['init_method']} has dim {source['dim']}"
             )
 
@@ -331,7 +380,11 @@ def method_settings(config: Mapping[str, Any], method: str, variant: str) -> dic
         name = VARIANT_KEYS[key]
         if name not in settings:
             raise InputError(f"variant {variant!r}: method {method!r} has no setting {name!r}")
-        settings[name] = type(settings[name])(value)
+        kind = type(settings[name])
+        try:
+            settings[name] = kind(value)
+        except ValueError:
+            raise InputError(f"{value!r} is not a {kind.__name__} ({name})") from None
     return settings
 
 

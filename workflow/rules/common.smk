@@ -309,11 +309,12 @@ def all_targets():
         f"{R}/tables/metrics.tsv",
         f"{R}/tables/summary.tsv",
         f"{R}/figures/metrics_by_k.png",
-        f"{R}/figures/pca_embeddings.png",
         f"{R}/figures/diversity_histogram.png",
         f"{R}/figures/training_curves.png",
         f"{R}/figures/metrics_by_protocol.png",
     ]
+    if config["plots"]["pca_methods"]:
+        targets += [f"{R}/figures/pca_embeddings.png"]
     if ABLATION["grid"]:
         targets += [f"{R}/tables/ablation.tsv", f"{R}/figures/ablation.png"]
     if SERVE_METHODS:

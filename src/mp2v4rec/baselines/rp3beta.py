@@ -28,8 +28,9 @@ def _transition(M: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     """Row-normalised ``M`` (rows without entries stay empty), raised elementwise to ``alpha``."""
     M = sp.csr_matrix(M, dtype=np.float64)
     sums = np.asarray(M.sum(axis=1)).ravel()
-    M = sp.diags(1.0 / np.where(sums > 0, sums, 1.0)) @ M
-    return M.power(alpha).tocsr()
+    M = (sp.diags(1.0 / np.where(sums > 0, sums, 1.0)) @ M).tocsr()
+    M.data **= alpha  # on stored entries only: alpha = 0 keeps the pattern (scipy's power refuses)
+    return M
 
 
 def rp3beta_weights(X, *, alpha: float, beta: float, k_neighbors: int | None) -> sp.csr_matrix:

@@ -96,10 +96,19 @@ class Prepared:
             if got != schema:
                 raise AssertionError(f"{name} table has schema {got}, expected {schema}")
 
-    def write(self, outdir: str | Path) -> None:
-        """Write the tables as ``{name}.parquet`` and the counts as ``stats.json``."""
+    def write(self, outdir: str | Path, require_held_out: bool = False) -> None:
+        """Write the tables as ``{name}.parquet`` and the counts as ``stats.json``; with
+        ``require_held_out``, a split without held-out pairs is refused first (nothing
+        downstream can validate or test on it: the preprocess rules ask for this)."""
         self.check()
         outdir = Path(outdir)
+        for name in ("valid", "test") if require_held_out else ():
+            if getattr(self, name).height == 0:
+                raise InputError(
+                    f"{outdir}: the {name} split holds no held-out positive pairs (train holds "
+                    f"{self.train.height}); the data is too small for its preprocess settings: "
+                    "lower the activity filters or the positive threshold, or raise valid_fraction"
+                )
         for name in TABLES:
             write_parquet(getattr(self, name), outdir / f"{name}.parquet")
         write_json(self.stats, outdir / "stats.json")

@@ -50,7 +50,6 @@ import glob
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +69,7 @@ from mp2v4rec.datasets.common import (
 )
 from mp2v4rec.datasets.kuairec import split_eval
 from mp2v4rec.io import InputError
+from mp2v4rec.times import MS_PER_UNIT, NUMBER, check_time_unit, split_mode, time_ms
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,9 @@ TABLES = {  # table -> (required, optional) columns, our names
 }
 DEFAULTS = defaults("events", "preprocess")  # the config schema's
 DEFAULT_EVENT_WEIGHTS = DEFAULTS["event_weights"]  # play 1/3, like 1, repost 1
-SPLITS = ("auto", "eval_events", "temporal", "holdout")
 MS_PER_DAY = 86_400_000
 # ids in [0, bound) let a pair be grouped on one int64 key, user_id * 2^32 + item_id
 PACKED = {"user_id": 2**31, "item_id": 2**32}
-NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}  # optionally compressed: .csv.gz, .tsv.zst
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -649,58 +647,6 @@ def _items(sources: list[Source] | None, item_ids: np.ndarray) -> tuple[pl.DataF
 # ---- parameters ------------------------------------------------------------------------------
 
 
-MS_PER_UNIT = {"s": 1000.0, "ms": 1.0, "us": 0.001}  # preprocess.timestamp_unit
-UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
-PLAUSIBLE_MS = (31_536_000_000, 7_258_118_400_000)  # 1971-01-01 .. 2200-01-01
-MS_PER_YEAR = 31_556_952_000
-
-
-def check_time_unit(first_ms, last_ms, unit: str, what: str) -> None:
-    """Refuse event times outside 1971..2200 as read under ``unit``, saying what the values
-    look like (the unit that would put them in that range) and which key to set: epoch
-    milliseconds read as seconds otherwise end deep in the datetime library."""
-    if first_ms is None or (PLAUSIBLE_MS[0] <= first_ms and last_ms <= PLAUSIBLE_MS[1]):
-        return
-    raw = [v / MS_PER_UNIT[unit] for v in (first_ms, last_ms)]
-    years = [int(1970 + v // MS_PER_YEAR) for v in (first_ms, last_ms)]
-    fits = [
-        u
-        for u, f in MS_PER_UNIT.items()
-        if u != unit and PLAUSIBLE_MS[0] <= raw[0] * f and raw[1] * f <= PLAUSIBLE_MS[1]
-    ]
-    hint = (
-        f"they look like epoch {UNIT_NAMES[fits[0]]}: set preprocess.timestamp_unit: {fits[0]}"
-        if fits
-        else "check the timestamp column (or its mapping under columns)"
-    )
-    raise InputError(
-        f"{what}: timestamps {raw[0]:.6g} .. {raw[1]:.6g}, read as {UNIT_NAMES[unit]} since the "
-        f"epoch (preprocess.timestamp_unit: {unit}), fall in the years {years[0]} .. {years[1]}; "
-        f"{hint}"
-    )
-
-
-def _time_ms(value, unit: str, name: str) -> int | None:
-    """A decay anchor or cutoff time given as a number in ``unit``, an ISO string or a datetime."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime | dt.date):
-        value = value.isoformat()
-    if isinstance(value, str) and not NUMBER.match(value):
-        parsed = pl.Series([value]).str.to_datetime(time_unit="ms", time_zone="UTC", strict=False)
-        ms = parsed.dt.epoch("ms")[0]
-        if ms is None:
-            raise InputError(f"{name}={value!r} is not an ISO date-time like 2024-01-31T12:00:00Z")
-        return int(ms)
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}={value!r} must be a number or an ISO date-time") from exc
-    if not math.isfinite(number):
-        raise InputError(f"{name}={value!r} must be finite")
-    return round(number * MS_PER_UNIT[unit])
-
-
 def _check_params(p: dict) -> None:
     if p["timestamp_unit"] not in MS_PER_UNIT:
         raise InputError(
@@ -733,27 +679,6 @@ def _check_params(p: dict) -> None:
             raise InputError(
                 f"columns.{table}: unknown columns {sorted(bad)}; use {sum(TABLES[table], ())}"
             )
-
-
-def _split_mode(split: str, eval_events, cutoff_ms) -> str:
-    if split not in SPLITS:
-        raise InputError(f"split={split!r} must be one of {SPLITS}")
-    if eval_events is not None and cutoff_ms is not None:
-        raise InputError("give either eval_events or cutoff_time (a temporal split), not both")
-    if split == "auto":
-        return (
-            "eval_events"
-            if eval_events is not None
-            else ("temporal" if cutoff_ms is not None else "holdout")
-        )
-    if (split == "eval_events") != (eval_events is not None):
-        raise InputError(
-            f"split={split!r} but eval_events is {'given' if eval_events else 'missing'}; "
-            "give eval_events with split 'eval_events' (or 'auto') only"
-        )
-    if split == "temporal" and cutoff_ms is None:
-        raise InputError("split='temporal' needs cutoff_time")
-    return split
 
 
 @dataclass(frozen=True)
@@ -806,9 +731,9 @@ class EventParams:
         columns = dict(columns or {})
         weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
         _check_params({**locals(), "event_weights": weights})  # the settings, by name
-        anchor_ms = _time_ms(decay_anchor, timestamp_unit, "decay_anchor")
-        cutoff_ms = _time_ms(cutoff_time, timestamp_unit, "cutoff_time")
-        mode = _split_mode(split, eval_events, cutoff_ms)
+        anchor_ms = time_ms(decay_anchor, timestamp_unit, "decay_anchor")
+        cutoff_ms = time_ms(cutoff_time, timestamp_unit, "cutoff_time")
+        mode = split_mode(split, eval_events is not None, cutoff_ms)
         return cls(
             columns=columns,
             event_weights={str(k): float(v) for k, v in weights.items()},
