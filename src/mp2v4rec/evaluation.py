@@ -9,7 +9,7 @@ trained on the train pairs, while a random list can hit them. They are scored as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -358,8 +358,9 @@ class _ProtocolData:
     masks: dict[str, sp.csr_matrix | None]
     fallback: Fallback
     popularity: np.ndarray
-    graded_blocks: dict[str, pl.DataFrame]
+    graded_blocks: dict[str, protocols.Block]
     block_items: np.ndarray
+    negatives: dict = field(default_factory=dict)  # split -> the sampled protocol's draw
 
 
 def _protocol_data(train, held_out, block, users, splits, n_users, n_items, cold):
@@ -370,7 +371,8 @@ def _protocol_data(train, held_out, block, users, splits, n_users, n_items, cold
         known = [train, *[t for s, t in held_out.items() if s in earlier]]
         known = pl.concat([t.select("user", "item") for t in known])
         graded = block.join(known, on=["user", "item"], how="anti")
-        graded_blocks[split] = split_cold(graded, train)[0] if cold == "exclude" else graded
+        graded = split_cold(graded, train)[0] if cold == "exclude" else graded
+        graded_blocks[split] = protocols.Block.of(graded)
     return _ProtocolData(
         users=users,
         train=train,
@@ -431,7 +433,7 @@ def _auc_table(d, vectors, base, bias, split, threshold, labels):
     """AUC and GAUC against the observed negatives of the block (KuaiRec's small matrix; held-out
     event pairs have none, and give no rows)."""
     block = d.graded_blocks[split]
-    weights = block["weight"]
+    weights = block.weight
     if not ((weights >= threshold).any() and (weights < threshold).any()):
         return []
     auc = protocols.block_auc(*vectors, block, score=base, threshold=threshold, item_bias=bias)
@@ -449,10 +451,12 @@ def _auc_table(d, vectors, base, bias, split, threshold, labels):
 def _sampled_table(d, vectors, base, bias, split, n_items, n_negatives, ks, seed, labels):
     """Each held-out positive ranked against sampled negatives (biased; for comparison); the
     negatives avoid the earlier splits' positives (validation's never depend on test labels)."""
-    others = [t for s, t in d.held_out.items() if s in SPLITS[: SPLITS.index(split)]]
-    users, pos, neg = protocols.sample_negatives(
-        d.train, d.truths[split], n_items, n_negatives=n_negatives, seed=seed, exclude=others
-    )
+    if split not in d.negatives:  # one draw per split, shared by every score function
+        others = [t for s, t in d.held_out.items() if s in SPLITS[: SPLITS.index(split)]]
+        d.negatives[split] = protocols.sample_negatives(
+            d.train, d.truths[split], n_items, n_negatives=n_negatives, seed=seed, exclude=others
+        )
+    users, pos, neg = d.negatives[split]
     ranks = protocols.sampled_ranks(*vectors, users, pos, neg, score=base, item_bias=bias)
     sampled = protocols.sampled_metrics(users, ranks, ks)
     return [_labelled(sampled, candidates="sampled", split=split, cohort="all", **labels)]

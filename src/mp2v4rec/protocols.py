@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -235,7 +236,8 @@ def sample_negatives(
         row = int(np.argmax(short))
         raise InputError(
             f"user {users[row]} has only {n_allowed[row]} items left to sample from, fewer than "
-            f"n_negatives={n_negatives}; lower sampled.n_negatives"
+            f"{n_negatives} sampled negatives; lower the config key evaluate.protocols."
+            "sampled_negatives or drop 'sampled' from evaluate.protocols.candidates"
         )
 
     # j-th allowed position = j + #{forbidden f_i : f_i - i <= j} (i: f_i's rank in its user)
@@ -343,24 +345,55 @@ def sampled_metrics(users: np.ndarray, ranks: np.ndarray, ks: list[int]) -> pl.D
 # ---- graded relevance on the fully observed block -------------------------------------------
 
 
-def _block_arrays(block: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``user, item`` (int64) and ``weight`` (float64) of a block, one row per pair (the max
-    weight of repeats), sorted by (user, item)."""
-    if "weight" not in block.columns:
-        raise InputError(f"block table has no column 'weight' (columns: {block.columns})")
-    w = block["weight"].cast(pl.Float64)
-    if w.null_count() or w.is_nan().any():
-        row = int((w.is_null() | w.is_nan()).arg_true()[0])
-        raise InputError(f"block table column 'weight' is null or NaN at row {row}")
-    df = _columns(block, "block", ("user", "item"))
-    key = pair_keys(df["user"].to_numpy(), df["item"].to_numpy())
-    w = w.to_numpy()
-    if key.size > 1 and not (key[1:] > key[:-1]).all():  # not already sorted and distinct
-        order = np.argsort(key, kind="stable")
-        key, w = key[order], w[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        key, w = key[starts], np.maximum.reduceat(w, starts)
-    return (*split_pair_keys(key), w)
+@dataclass(frozen=True)
+class Block:
+    """An observed block's pairs sorted by (user, item), one row per pair (the max weight of
+    repeats): built once per split and shared by every protocol that reads it (graded NDCG
+    keeps its ideal lists here, per gain cap and K)."""
+
+    user: np.ndarray  # int64
+    item: np.ndarray  # int64
+    weight: np.ndarray  # float64
+    _ideal: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, block: pl.DataFrame | Block) -> Block:
+        """``block`` itself, or the sorted pairs of a (user, item, weight) table."""
+        if isinstance(block, Block):
+            return block
+        if "weight" not in block.columns:
+            raise InputError(f"block table has no column 'weight' (columns: {block.columns})")
+        w = block["weight"].cast(pl.Float64)
+        if w.null_count() or w.is_nan().any():
+            row = int((w.is_null() | w.is_nan()).arg_true()[0])
+            raise InputError(f"block table column 'weight' is null or NaN at row {row}")
+        df = _columns(block, "block", ("user", "item"))
+        key = pair_keys(df["user"].to_numpy(), df["item"].to_numpy())
+        w = w.to_numpy()
+        if key.size > 1 and not (key[1:] > key[:-1]).all():  # not already sorted and distinct
+            order = np.argsort(key, kind="stable")
+            key, w = key[order], w[order]
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            key, w = key[starts], np.maximum.reduceat(w, starts)
+        return cls(*split_pair_keys(key), w)
+
+    def ideal(self, cap: float, max_k: int) -> tuple:
+        """Graded NDCG's judged pairs and ideal lists: ``(users, keys, gains, best)`` with the
+        users having some gain > 0, their pairs' sorted keys and capped gains, and each user's
+        top-``max_k`` gains best first (``[users, max_k]``)."""
+        if (cap, max_k) not in self._ideal:
+            gain = np.clip(self.weight, 0.0, cap)
+            users = np.unique(self.user[gain > 0])
+            judged = np.isin(self.user, users)
+            u, i, gain = self.user[judged], self.item[judged], gain[judged]
+            order = np.lexsort((-gain, u))
+            starts, row = _segments(u[order])
+            pos = np.arange(order.size) - starts[row]
+            top = pos < max_k
+            best = np.zeros((users.size, max_k))
+            best[row[top], pos[top]] = gain[order][top]
+            self._ideal[(cap, max_k)] = (users, pair_keys(u, i), gain, best)
+        return self._ideal[(cap, max_k)]
 
 
 def _segments(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -370,7 +403,7 @@ def _segments(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def graded_metrics(
-    recs: pl.DataFrame, block: pl.DataFrame, ks: list[int], *, cap: float = 5.0
+    recs: pl.DataFrame, block: pl.DataFrame | Block, ks: list[int], *, cap: float = 5.0
 ) -> pl.DataFrame:
     """NDCG@K with graded gains on a fully observed block: tidy (metric, k, value, n_users).
 
@@ -386,22 +419,10 @@ def graded_metrics(
         raise InputError(f"graded gain cap must be a positive number, got {cap!r}")
     ks = _check_ks(ks)
     max_k = int(ks.max())
-    u, i, w = _block_arrays(block)
-    gain = np.clip(w, 0.0, cap)
-    users = np.unique(u[gain > 0])
+    users, key, gain, best = Block.of(block).ideal(float(cap), max_k)
     if users.size == 0:
         raise InputError("block has no positive gain: there is no user to evaluate")
-    judged = np.isin(u, users)
-    u, i, gain = u[judged], i[judged], gain[judged]
     discount = 1.0 / np.log2(np.arange(2, max_k + 2))
-
-    # ideal: each user's gains, best first
-    order = np.lexsort((-gain, u))
-    starts, row = _segments(u[order])
-    pos = np.arange(order.size) - starts[row]
-    top = pos < max_k
-    best = np.zeros((users.size, max_k))
-    best[row[top], pos[top]] = gain[order][top]
 
     # the recommended items' gains, looked up by (user, item) key
     recs = _columns(recs, "recs", ("user", "rank", "item")).filter(pl.col("rank") <= max_k)
@@ -409,7 +430,6 @@ def graded_metrics(
         raise InputError("recs table repeats a (user, rank); each user needs one item per rank")
     if recs.select(pl.struct("user", "item").is_duplicated().any()).item():
         raise InputError("recs table lists an item twice for a user; at most once per user")
-    key = pair_keys(u, i)
     rkey = pair_keys(recs["user"].to_numpy(), recs["item"].to_numpy())
     at = np.minimum(np.searchsorted(key, rkey), key.size - 1)
     hit = key[at] == rkey
@@ -438,7 +458,7 @@ def _auc(pos_rank_sum: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray) -> np.n
 def block_auc(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
-    block: pl.DataFrame,
+    block: pl.DataFrame | Block,
     *,
     score: str = "cosine",
     threshold: float = 2.0,
@@ -460,7 +480,8 @@ def block_auc(
     if not np.isfinite(threshold):
         raise InputError(f"AUC threshold must be a finite number, got {threshold!r}")
     n_users, n_items = np.shape(user_vectors)[0], np.shape(item_vectors)[0]
-    u, i, w = _block_arrays(block)
+    blk = Block.of(block)
+    u, i, w = blk.user, blk.item, blk.weight
     if u.size and (u[-1] >= n_users or i.max() >= n_items):
         raise InputError(
             f"block holds a user or item beyond the embeddings ({n_users} users, {n_items} "
