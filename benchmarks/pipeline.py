@@ -61,7 +61,7 @@ def main() -> None:
     table = collect(dataset / "benchmarks")
     total = pl.DataFrame({"job": ["total"], "seconds": [round(wall, 2)]})
     total = total.with_columns(max_rss_mb=table["max_rss_mb"].max())
-    args.out.parent.mkdir(exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     pl.concat([table, total], how="vertical_relaxed").write_csv(args.out, separator="\t")
     stages = (
         table.with_columns(stage=pl.col("job").str.split("/").list.first())

@@ -2,8 +2,10 @@
 
 ``boundary_edits(config)`` yields ``(key, value)`` for every leaf setting the config holds (each
 dataset and method through the definition of its kind, each grid axis, metapath and list):
-numbers get 0 and -1, lists get [] and a list holding an unknown name, free strings an unknown
-name. ``edited(config, key, value)`` is a deep copy with that one setting replaced.
+numbers get 0 and -1 (integers also 2.0), booleans their other value, lists [] and a list
+holding an unknown name (and [0], [-1] where numbers are allowed), free strings an unknown name,
+grid values a name with the separator "_". ``edited(config, key, value)`` is a deep copy with
+that one setting replaced.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ def _values(node: dict) -> list:
     if "array" in types:
         items = node.get("items", {}).get("type", [])
         numeric = {"integer", "number"} & set([items] if isinstance(items, str) else items)
-        return [[], [UNKNOWN]] + ([[0], [-1]] if numeric else [])
+        return [[], [UNKNOWN], ["a_b"]] + ([[0], [-1]] if numeric else [])
     if "integer" in types or "number" in types:
-        return [0, -1]
+        return [0, -1, 2.0] if "integer" in types else [0, -1]  # 2.0: a whole float
+    if "boolean" in types:
+        return [True, False]  # the one that differs from the config's value is kept
     if "string" in types and "pattern" not in node:
         return [UNKNOWN]
     return []

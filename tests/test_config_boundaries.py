@@ -48,7 +48,10 @@ evaluate: {ks: [1, 10, 20], per_user_ks: [10, 20], bootstrap: 20, seed: 1,
 plots: {pca_max_items: 50, seed: 1}
 serve: {methods: [mp2v, ease], neighbours: 5, k: 10, exact_max_items: 50,
         ann: {queries: 20, seed: 1}}
-ablation: {method: mp2v, grid: {seed: [1], sampling: [uniform]}, ks: [10]}
+ablation: {method: mp2v, grid: {seed: [1], sampling: [uniform], metapath: [UUV], length: [6],
+                              pernode: [2], start: [users], negative: [3], epochs: [1],
+                              alpha: [0.025], trainer: [gensim], sample: [0.001], negexp: [0.75],
+                              score: [cosine], init: [w2v]}, ks: [10]}
 search: {method: mp2v, grid: {dim: [8], window: [1]}, k: 20}
 """
 
@@ -130,6 +133,8 @@ def test_refusals_name_the_key():
         ("methods.ials.seed", -1),
         ("ablation.grid.seed", [-1]),
         ("datasets.ev.preprocess.cutoff_time", -1),
+        ("methods.mp2v.walk_length", 2.0),
+        ("search.grid.window", ["a_b"]),
     ):
         assert (key, repr(value)) not in taken
 

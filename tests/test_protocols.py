@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from mp2v4rec.io import InputError
 from mp2v4rec.protocols import (
+    Block,
     blend_bias,
     block_auc,
     block_items,
@@ -234,6 +235,17 @@ def test_graded_cap_and_which_users_count():
     table = graded_metrics(recs([(0, 1, 0), (0, 2, 1), (0, 3, 2), (2, 1, 0)]), block, [3], cap=2)
     assert table["value"][0] == pytest.approx(0.6645649565734895 / 2)
     assert table["n_users"][0] == 2
+
+
+def test_graded_block_is_prepared_once_and_a_block_without_gain_is_refused():
+    block = Block.of(pairs([(0, 0), (0, 1), (0, 2), (0, 3)], [3.0, 0.0, 1.0, 2.0]))
+    first = graded_metrics(recs([(0, 1, 0), (0, 2, 1), (0, 3, 2)]), block, [3])
+    again = graded_metrics(recs([(0, 1, 0), (0, 2, 1), (0, 3, 2)]), block, [3])
+    assert first.equals(again) and list(block._ideal) == [(5.0, 3)]  # cached per (cap, K)
+    for weights in ([0.0, 0.0], []):
+        empty = pairs([(0, 0), (0, 1)][: len(weights)], weights)
+        with pytest.raises(InputError, match="no positive gain"):
+            graded_metrics(recs([(0, 1, 0)]), empty, [1])
 
 
 # ---- AUC / GAUC -----------------------------------------------------------------------------

@@ -87,14 +87,16 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
 
 
 _SCHEMA = load_schema()
-_LOADED = {tuple(KINDS): _SCHEMA}  # the schema per state of the registry (a kind may be added)
+_LOADED: dict[tuple, dict] = {}  # the schema per state of the registry (a kind may be added)
 
 
 def _current_schema() -> dict[str, Any]:
     """The schema for the kinds registered now (reloaded after ``kinds.register``)."""
-    if tuple(KINDS) not in _LOADED:
-        _LOADED[tuple(KINDS)] = load_schema()
-    return _LOADED[tuple(KINDS)]
+    state = tuple((name, id(kind)) for name, kind in KINDS.items())
+    if state not in _LOADED:
+        _LOADED.clear()
+        _LOADED[state] = load_schema()
+    return _LOADED[state]
 
 
 def schema_default(*path: str) -> Any:
@@ -133,7 +135,17 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
-_Validator = _with_defaults(jsonschema.Draft7Validator)
+def _strict_integers(validator_class):
+    """Integers are ints (JSON Schema also takes 15.0, which a rule reading a count or naming a
+    file by it cannot use)."""
+    checker = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
+    )
+    return jsonschema.validators.extend(validator_class, type_checker=checker)
+
+
+_Strict = _strict_integers(jsonschema.Draft7Validator)
+_Validator = _with_defaults(_Strict)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -213,6 +225,13 @@ def _check_references(config: Mapping[str, Any]) -> None:
     for name in config["methods"]:
         _check_variant(config, f"methods.{name}", name, "default")
     for section in ("ablation", "search"):
+        for axis, values in config[section]["grid"].items():
+            bad = [v for v in values if set(str(v)) & set("_~/")]
+            if bad:
+                raise InputError(
+                    f"config key {section}.grid.{axis}: {bad[0]!r} holds '_', '~' or '/', which "
+                    "variant names (result paths) use as separators; use values without them."
+                )
         for variant in grid_variants(config[section]["grid"]):
             _check_variant(config, section, config[section]["method"], variant)
     for method in config["plots"]["pca_methods"]:
@@ -237,7 +256,7 @@ def _check_events(key: str, dataset: Mapping[str, Any]) -> None:
             f"config key {key}.event_weights: every event weight is 0 (or unset), so no pair "
             "scores above positive_min_score; give the events that mean interest a weight > 0."
         )
-    has_eval = dataset["source"] == "synthetic" or bool(dataset["files"].get("eval_events"))
+    has_eval = dataset["source"] == "synthetic" or dataset["files"].get("eval_events") is not None
     try:
         time_ms(p["decay_anchor"], p["timestamp_unit"], f"{key}.decay_anchor")
         cutoff = time_ms(p["cutoff_time"], p["timestamp_unit"], f"{key}.cutoff_time")
@@ -282,9 +301,13 @@ def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: st
     pairs = parse_variant(variant)
     short = {setting: axis for axis, setting in VARIANT_KEYS.items()}
 
-    def where(setting: str) -> str:
-        axis = short.get(setting)
-        return f"{key}.grid.{axis}" if axis in pairs else f"methods.{method}.{setting}"
+    def where(*settings: str) -> str:
+        """The key a bad value came from: the first of ``settings`` a grid axis set, else
+        the method's own first setting."""
+        for setting in settings:
+            if short.get(setting) in pairs:
+                return f"{key}.grid.{short[setting]}"
+        return f"methods.{method}.{settings[0]}"
 
     if method not in config["methods"]:
         raise InputError(
@@ -301,7 +324,7 @@ def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: st
         "definitions": _current_schema()["definitions"],
         "$ref": f"#/definitions/{settings['kind']}",
     }
-    for error in jsonschema.Draft7Validator(kind_schema).iter_errors(settings):
+    for error in _Strict(kind_schema).iter_errors(settings):
         setting = str(error.absolute_path[0]) if error.absolute_path else ""
         raise InputError(f"config key {where(setting)}: {error.message}; fix the value.")
     if kind_of(settings).corpus != "walks":
@@ -319,20 +342,21 @@ def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: st
         settings["score"] == "context" or settings["init"] != "random"
     ):
         raise InputError(
-            f"config key {where('trainer')}: the shared trainer has one table, so no context "
+            f"config key {where('score', 'init', 'trainer')}: the shared trainer has one table, "
+            "so no context "
             "score (score: cosine or dot) and no W2V initialisation (init: random)"
         )
     if settings["init"] == "w2v":
         source = config["methods"].get(settings["init_method"], {})
         if source.get("kind") != "w2v":
             raise InputError(
-                f"config key {where('init_method')}: init w2v needs init_method to name a w2v "
-                f"method, got {settings['init_method']!r}"
+                f"config key {where('init_method', 'init')}: init w2v needs init_method to name "
+                f"a w2v method, got {settings['init_method']!r}"
             )
         if source["dim"] != settings["dim"]:
             raise InputError(
-                f"config key {where('dim')}: init w2v needs equal dims, but {method} has dim "
-                f"{settings['dim']} and {settings['init_method']} has dim {source['dim']}"
+                f"config key {where('dim', 'init')}: init w2v needs equal dims, but {method} has "
+                f"dim {settings['dim']} and {settings['init_method']} has dim {source['dim']}"
             )
 
 
@@ -372,19 +396,21 @@ def format_variant(pairs: Mapping[str, Any]) -> str:
 
 
 def method_settings(config: Mapping[str, Any], method: str, variant: str) -> dict[str, Any]:
-    """The method's settings with the variant's overrides applied, cast to the default's type."""
+    """The method's settings with the variant's overrides applied, each cast to the type its
+    kind's schema gives the setting (integer, number or string)."""
     if method not in config["methods"]:
         raise InputError(f"method {method!r} is not configured under methods")
     settings = dict(config["methods"][method])
+    props = _current_schema()["definitions"][settings["kind"]]["properties"]
     for key, value in parse_variant(variant).items():
         name = VARIANT_KEYS[key]
         if name not in settings:
             raise InputError(f"variant {variant!r}: method {method!r} has no setting {name!r}")
-        kind = type(settings[name])
+        cast = {"integer": int, "number": float}.get(props[name].get("type"), str)
         try:
-            settings[name] = kind(value)
+            settings[name] = cast(value)
         except ValueError:
-            raise InputError(f"{value!r} is not a {kind.__name__} ({name})") from None
+            raise InputError(f"{value!r} is not a {cast.__name__} ({name})") from None
     return settings
 
 

@@ -345,7 +345,7 @@ def sampled_metrics(users: np.ndarray, ranks: np.ndarray, ks: list[int]) -> pl.D
 # ---- graded relevance on the fully observed block -------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Block:
     """An observed block's pairs sorted by (user, item), one row per pair (the max weight of
     repeats): built once per split and shared by every protocol that reads it (graded NDCG
@@ -399,7 +399,7 @@ class Block:
 def _segments(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start of each run of equal values and each element's run index."""
     new = np.r_[True, sorted_values[1:] != sorted_values[:-1]] if sorted_values.size else []
-    return np.flatnonzero(new), np.cumsum(new) - 1
+    return np.flatnonzero(new), np.cumsum(new, dtype=np.int64) - 1
 
 
 def graded_metrics(

@@ -59,6 +59,8 @@ def time_ms(value, unit: str, name: str) -> int | None:
         ms = parsed.dt.epoch("ms")[0]
         if ms is None:
             raise InputError(f"{name}={value!r} is not an ISO date-time like 2024-01-31T12:00:00Z")
+        if not PLAUSIBLE_MS[0] <= ms <= PLAUSIBLE_MS[1]:
+            raise InputError(f"{name}={value!r} is outside 1971..2200; check the date")
         return int(ms)
     try:
         number = float(value)
@@ -67,7 +69,15 @@ def time_ms(value, unit: str, name: str) -> int | None:
     if not math.isfinite(number):
         raise InputError(f"{name}={value!r} must be finite")
     ms = round(number * MS_PER_UNIT[unit])
-    check_time_unit(ms, ms, unit, name)
+    if not PLAUSIBLE_MS[0] <= ms <= PLAUSIBLE_MS[1]:
+        fits = [
+            u for u, f in MS_PER_UNIT.items() if PLAUSIBLE_MS[0] <= number * f <= PLAUSIBLE_MS[1]
+        ]
+        hint = f"it looks like epoch {UNIT_NAMES[fits[0]]}" if fits else "check the value"
+        raise InputError(
+            f"{name}={value!r} read as {UNIT_NAMES[unit]} since the epoch (preprocess."
+            f"timestamp_unit: {unit}) falls outside 1971..2200; {hint}, or give an ISO date-time"
+        )
     return ms
 
 
