@@ -16,6 +16,9 @@ the earlier stages wrote: every number the README quotes is in one of them.
 - ``realdata_mattered.tsv``: per method, trainer arm, setting and value, the mean validation
   Recall@50 and n over the round-1 random draws only (round 2 clusters around winners).
 - ``realdata_search.tsv``: every trial, with its configuration key.
+- ``realdata_time.tsv``: per dataset and stage (search, test on the selection split, confirm on
+  the fresh splits, social), the runs made and their fit-and-score seconds summed (each run
+  timed as it ran, with ``--threads`` threads; pauses and other load included).
 - ``realdata_social.tsv``: the social ablation's paired contrasts (UUV - UV, weighted - uniform,
   W2V - random initialisation) per base method, other factors and split, for all users and for
   users with / without a trust link (either direction), Holm-adjusted as one family.
@@ -225,6 +228,21 @@ def social_rows(dataset, chosen, config, seeds, splits, parts) -> list[dict]:
     return rows
 
 
+def time_rows(dataset: str, trials: Trials) -> list[dict]:
+    """Runs and summed seconds per stage, from the trials and the run files."""
+    spent = {"search": [r["seconds"] for r in trials.rows]}
+    for path in sorted((WORK / "runs" / dataset).glob("split*/*.npz")):
+        stage = "social" if path.name.startswith("social.") else "test"
+        stage = "confirm" if stage == "test" and path.parent.name != "split0" else stage
+        with np.load(path) as f:
+            spent.setdefault(stage, []).append(float(f["seconds"]))
+    return [
+        {"dataset": dataset, "stage": stage, "runs": len(s), "seconds": round(sum(s), 1),
+         "hours": round(sum(s) / 3600, 2)}
+        for stage, s in spent.items()
+    ]  # fmt: skip
+
+
 def with_holm(rows: list[dict]) -> list[dict]:
     """Holm over every row with a p-value (one family)."""
     p = np.array([r.get("p_value", np.nan) for r in rows], dtype=float)
@@ -245,8 +263,8 @@ def report(frozen: dict, args, out) -> None:
     config = study_config()
     parts = args.resplits
     splits = list(range(parts + 1))
-    tables = {name: [] for name in ("realdata", "realdata_tests", "realdata_mattered",
-                                    "realdata_search", "realdata_social")}  # fmt: skip
+    names = ("realdata", "realdata_tests", "realdata_mattered", "realdata_search")
+    tables = {name: [] for name in (*names, "realdata_social", "realdata_time")}
     for dataset in ARCHIVES:
         trials = Trials(WORK / f"trials-{dataset}.jsonl", config)
         tables["realdata_search"] += [
@@ -256,6 +274,7 @@ def report(frozen: dict, args, out) -> None:
             for r in trials.rows
         ]  # fmt: skip
         tables["realdata_mattered"] += mattered(dataset, trials)
+        tables["realdata_time"] += time_rows(dataset, trials)
         if dataset not in frozen:
             continue
         chosen = frozen[dataset]["chosen"]
