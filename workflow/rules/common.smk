@@ -275,7 +275,9 @@ def search_winner_metrics(wildcards):
 
 def held_out_inputs(wildcards):
     """Both held-out splits: each split's lists mask the other one's pairs."""
-    return {split: data_file(f"{split}.parquet").format(**wildcards) for split in SPLITS}
+    return {
+        split: data_file(f"{split}.parquet").format(**wildcards) for split in SPLITS
+    }
 
 
 def has_embeddings(method):
