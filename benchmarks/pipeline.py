@@ -2,7 +2,8 @@
 
 Runs `snakemake all` on configs/kuairec-synthetic.yaml in a fresh work directory, then gathers
 the per-job Snakemake benchmark files into one table (benchmarks/results/pipeline.tsv: a row
-per job, then ``total``, the whole DAG's wall seconds) and prints it with the time per stage.
+per job, then ``total``, the whole DAG's wall seconds; beside it ``pipeline_curves.tsv``, every
+trained run's seconds and validation per epoch) and prints it with the time per stage.
 Target (issue 22): the whole DAG, W2V + MP2V + R-MP2V and the references with the study's
 settings, in <= 720 s on 2 cores on a quiet machine.
 
@@ -30,6 +31,18 @@ def collect(benchmark_dir: Path) -> pl.DataFrame:
         job = str(path.relative_to(benchmark_dir).with_suffix(""))
         rows.append({"job": job, "seconds": stats["s"][0], "max_rss_mb": stats["max_rss"][0]})
     return pl.DataFrame(rows).sort("seconds", descending=True)
+
+
+def curves(models: Path) -> pl.DataFrame:
+    """Every trained run's training curve (seconds and validation per epoch), one table."""
+    frames = [
+        pl.read_csv(path, separator="\t").select(
+            pl.lit(str(path.parent.relative_to(models))).alias("run"), pl.all()
+        )
+        for path in sorted(models.rglob("curve.tsv"))
+        if path.stat().st_size > 1  # popularity and random write an empty curve
+    ]
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def main() -> None:
@@ -63,6 +76,8 @@ def main() -> None:
     total = total.with_columns(max_rss_mb=table["max_rss_mb"].max())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pl.concat([table, total], how="vertical_relaxed").write_csv(args.out, separator="\t")
+    curve_path = args.out.with_name(f"{args.out.stem}_curves.tsv")
+    curves(dataset / "models").write_csv(curve_path, separator="\t", float_precision=4)
     stages = (
         table.with_columns(stage=pl.col("job").str.split("/").list.first())
         .group_by("stage")

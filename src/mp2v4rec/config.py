@@ -86,13 +86,17 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     return schema
 
 
+def _registry_state() -> tuple:
+    return tuple((name, id(kind)) for name, kind in KINDS.items())
+
+
 _SCHEMA = load_schema()
-_LOADED: dict[tuple, dict] = {}  # the schema per state of the registry (a kind may be added)
+_LOADED = {_registry_state(): _SCHEMA}  # the schema per state of the registry
 
 
 def _current_schema() -> dict[str, Any]:
     """The schema for the kinds registered now (reloaded after ``kinds.register``)."""
-    state = tuple((name, id(kind)) for name, kind in KINDS.items())
+    state = _registry_state()
     if state not in _LOADED:
         _LOADED.clear()
         _LOADED[state] = load_schema()
@@ -265,7 +269,10 @@ def _check_events(key: str, dataset: Mapping[str, Any]) -> None:
     try:
         split_mode(p["split"], has_eval, cutoff)
     except InputError as err:
-        raise InputError(f"config key {key}.split / {key}.cutoff_time: {err}") from None
+        source = (
+            " (a synthetic source writes eval_events)" if dataset["source"] == "synthetic" else ""
+        )
+        raise InputError(f"config key {key}.split / {key}.cutoff_time: {err}{source}") from None
 
 
 def serve_methods(config: Mapping[str, Any]) -> list[str]:
@@ -343,8 +350,7 @@ def _check_variant(config: Mapping[str, Any], key: str, method: str, variant: st
     ):
         raise InputError(
             f"config key {where('score', 'init', 'trainer')}: the shared trainer has one table, "
-            "so no context "
-            "score (score: cosine or dot) and no W2V initialisation (init: random)"
+            "so no context score (score: cosine or dot) and no W2V initialisation (init: random)"
         )
     if settings["init"] == "w2v":
         source = config["methods"].get(settings["init_method"], {})

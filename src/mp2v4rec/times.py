@@ -30,11 +30,7 @@ def check_time_unit(first_ms, last_ms, unit: str, what: str) -> None:
         return
     raw = [v / MS_PER_UNIT[unit] for v in (first_ms, last_ms)]
     years = [int(1970 + v // MS_PER_YEAR) for v in (first_ms, last_ms)]
-    fits = [
-        u
-        for u, f in MS_PER_UNIT.items()
-        if u != unit and PLAUSIBLE_MS[0] <= raw[0] * f and raw[1] * f <= PLAUSIBLE_MS[1]
-    ]
+    fits = _fitting_units(raw[0], raw[1], unit)
     hint = (
         f"they look like epoch {UNIT_NAMES[fits[0]]}: set preprocess.timestamp_unit: {fits[0]}"
         if fits
@@ -45,6 +41,15 @@ def check_time_unit(first_ms, last_ms, unit: str, what: str) -> None:
         f"epoch (preprocess.timestamp_unit: {unit}), fall in the years {years[0]} .. {years[1]}; "
         f"{hint}"
     )
+
+
+def _fitting_units(first: float, last: float, unit: str) -> list[str]:
+    """The other units under which raw times ``first .. last`` fall in 1971..2200."""
+    return [
+        u
+        for u, f in MS_PER_UNIT.items()
+        if u != unit and PLAUSIBLE_MS[0] <= first * f and last * f <= PLAUSIBLE_MS[1]
+    ]
 
 
 def time_ms(value, unit: str, name: str) -> int | None:
@@ -58,25 +63,24 @@ def time_ms(value, unit: str, name: str) -> int | None:
         parsed = pl.Series([value]).str.to_datetime(time_unit="ms", time_zone="UTC", strict=False)
         ms = parsed.dt.epoch("ms")[0]
         if ms is None:
-            raise InputError(f"{name}={value!r} is not an ISO date-time like 2024-01-31T12:00:00Z")
+            raise InputError(f"{name}: {value!r} is not an ISO date-time like 2024-01-31T12:00:00Z")
         if not PLAUSIBLE_MS[0] <= ms <= PLAUSIBLE_MS[1]:
-            raise InputError(f"{name}={value!r} is outside 1971..2200; check the date")
+            raise InputError(f"{name}: {value!r} is outside 1971..2200; check the date")
         return int(ms)
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}={value!r} must be a number or an ISO date-time") from exc
+        raise InputError(f"{name}: {value!r} must be a number or an ISO date-time") from exc
     if not math.isfinite(number):
-        raise InputError(f"{name}={value!r} must be finite")
+        raise InputError(f"{name}: {value!r} must be finite")
     ms = round(number * MS_PER_UNIT[unit])
     if not PLAUSIBLE_MS[0] <= ms <= PLAUSIBLE_MS[1]:
-        fits = [
-            u for u, f in MS_PER_UNIT.items() if PLAUSIBLE_MS[0] <= number * f <= PLAUSIBLE_MS[1]
-        ]
-        hint = f"it looks like epoch {UNIT_NAMES[fits[0]]}" if fits else "check the value"
+        fits = _fitting_units(number, number, unit)
+        looks = f"it looks like epoch {UNIT_NAMES[fits[0]]}; " if fits else ""
         raise InputError(
-            f"{name}={value!r} read as {UNIT_NAMES[unit]} since the epoch (preprocess."
-            f"timestamp_unit: {unit}) falls outside 1971..2200; {hint}, or give an ISO date-time"
+            f"{name}: {value!r} read as {UNIT_NAMES[unit]} since the epoch falls outside "
+            f"1971..2200; {looks}give it in {UNIT_NAMES[unit]} (preprocess.timestamp_unit: "
+            f"{unit}) or as an ISO date-time"
         )
     return ms
 
