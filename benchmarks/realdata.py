@@ -151,11 +151,13 @@ def study_config() -> dict:
 
 
 def settings_for(config: dict, method: str, overrides: dict) -> dict:
-    """The method's validated settings with ``overrides`` applied (checked by the schema)."""
+    """The method's validated settings with ``overrides`` applied (checked by the schema;
+    config.yaml's W2V comes along, as the method an ``init: w2v`` starts from)."""
+    own = {**config["methods"][method], **FIXED.get(method, {}), **overrides}
     trial = {
         "datasets": config["datasets"],
         "metapaths": config["metapaths"],
-        "methods": {method: {**config["methods"][method], **FIXED.get(method, {}), **overrides}},
+        "methods": {"w2v": config["methods"]["w2v"], method: own},
         "evaluate": {"reference_method": None},
         "plots": {"pca_methods": []},
     }

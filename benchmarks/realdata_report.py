@@ -20,8 +20,11 @@ the earlier stages wrote: every number the README quotes is in one of them.
   the fresh splits, social), the runs made and their fit-and-score seconds summed (each run
   timed as it ran, with ``--threads`` threads; pauses and other load included).
 - ``realdata_social.tsv``: the social ablation's paired contrasts (UUV - UV, weighted - uniform,
-  W2V - random initialisation) per base method, other factors and split, for all users and for
-  users with / without a trust link (either direction), Holm-adjusted as one family.
+  W2V - random initialisation) per base method and split, for all users and for users with /
+  without a trust link (either direction): each factor's main effect (per user, the mean of
+  the four cells at one level against the four at the other) and its contrast within each
+  setting of the other two factors; Holm-adjusted as one family. (The main effects were added
+  on 2026-12-07, before any social-ablation run existed.)
 """
 
 from __future__ import annotations
@@ -195,37 +198,64 @@ def friends_of(data) -> np.ndarray:
 
 
 def social_rows(dataset, chosen, config, seeds, splits, parts) -> list[dict]:
-    """Paired contrasts of each social factor, the other two held, per split and cohort."""
+    """Paired contrasts of each social factor per split and cohort: its main effect (every
+    user's recall averaged over the four cells at each level of the factor) and the contrast
+    within each setting of the other two factors."""
     cells = dict(social_cells(chosen))
     rows = []
     for split in splits:
-        data = None
+        runs = {}
         for label, entry in cells.items():
-            method, _, rest = label.partition(".")
-            levels = dict(part.split("-", 1) for part in rest.split("."))
-            for factor, (low, high) in ((f, SOCIAL_GRID[f]) for f in SOCIAL_GRID):
-                if levels[factor] != high:
-                    continue
-                other = label.replace(f"{factor}-{high}", f"{factor}-{low}")
-                a = load_runs(dataset, split, "social." + label, entry, config, seeds)
-                b = load_runs(dataset, split, "social." + other, cells[other], config, seeds)
-                if a is None or b is None or a["failed"] or b["failed"]:
-                    continue
-                data = data if data is not None else split_data(dataset, split, parts)
-                friends = np.isin(a["users"], friends_of(data))
-                held = ", ".join(f"{k} {v}" for k, v in levels.items() if k != factor)
-                for cohort, keep in (("all", np.ones_like(friends)), ("with a trust link", friends),
-                                     ("without", ~friends)):  # fmt: skip
-                    x, y = a["recall"].mean(axis=0)[keep], b["recall"].mean(axis=0)[keep]
-                    t = paired_test(x, y, n_boot=10_000, n_flips=FLIPS)
-                    rows.append({"dataset": dataset, "split": split, "method": method,
-                                 "contrast": f"{factor}: {high} - {low}", "held": held,
-                                 "cohort": cohort, "high": float(x.mean()) if x.size else None,
-                                 "low": float(y.mean()) if y.size else None, "diff": t["diff"],
-                                 "diff_low": t["low"], "diff_high": t["high"],
-                                 "p_value": t["p_value"], "p_floor": t["p_floor"],
-                                 "n_users": t["n_users"]})  # fmt: skip
+            r = load_runs(dataset, split, "social." + label, entry, config, seeds)
+            if r is not None and not r["failed"]:
+                runs[label] = r
+        if not runs:
+            continue
+        friends = friends_of(split_data(dataset, split, parts))
+        for method, factor, held, high, low in social_contrasts(cells):
+            if not all(lab in runs for lab in high + low):
+                continue
+            users = runs[high[0]]["users"]
+            if any(not np.array_equal(runs[lab]["users"], users) for lab in high + low):
+                raise RuntimeError(f"{dataset} split {split}: social cells scored other users")
+            x = np.mean([runs[lab]["recall"].mean(axis=0) for lab in high], axis=0)
+            y = np.mean([runs[lab]["recall"].mean(axis=0) for lab in low], axis=0)
+            linked = np.isin(users, friends)
+            head = {"dataset": dataset, "split": split, "method": method,
+                    "contrast": f"{factor}: {SOCIAL_GRID[factor][1]} - {SOCIAL_GRID[factor][0]}",
+                    "held": held}  # fmt: skip
+            for cohort, keep in (("all", np.ones_like(linked)), ("with a trust link", linked),
+                                 ("without", ~linked)):  # fmt: skip
+                t = paired_test(x[keep], y[keep], n_boot=10_000, n_flips=FLIPS)
+                rows.append(head | {"cohort": cohort,
+                                    "high": float(x[keep].mean()) if keep.any() else None,
+                                    "low": float(y[keep].mean()) if keep.any() else None,
+                                    "diff": t["diff"], "diff_low": t["low"],
+                                    "diff_high": t["high"], "p_value": t["p_value"],
+                                    "p_floor": t["p_floor"], "n_users": t["n_users"]})  # fmt: skip
     return rows
+
+
+def social_contrasts(cells: dict) -> list[tuple[str, str, str, list[str], list[str]]]:
+    """(method, factor, held, high cells, low cells) of every contrast: per method and factor
+    the main effect (held "averaged over the others", four cells a side), then one contrast per
+    setting of the other two factors (one cell a side)."""
+    out = []
+    levels = {}
+    for label in cells:
+        method, _, rest = label.partition(".")
+        levels[label] = (method, dict(part.split("-", 1) for part in rest.split(".")))
+    for method in dict.fromkeys(m for m, _ in levels.values()):
+        mine = {lab: lev for lab, (m, lev) in levels.items() if m == method}
+        for factor, (low, high) in SOCIAL_GRID.items():
+            side = {v: [lab for lab, lev in mine.items() if lev[factor] == v] for v in (low, high)}
+            out.append((method, factor, "averaged over the others", side[high], side[low]))
+            for lab in side[high]:
+                other = mine[lab] | {factor: low}
+                match = [o for o, lev in mine.items() if lev == other]
+                held = ", ".join(f"{k} {v}" for k, v in mine[lab].items() if k != factor)
+                out.append((method, factor, held, [lab], match))
+    return out
 
 
 def time_rows(dataset: str, trials: Trials) -> list[dict]:

@@ -89,8 +89,9 @@ def test_selection_keeps_the_winner_and_labels_the_other_trainer(realdata, tmp_p
 
 @pytest.mark.slow
 def test_the_pre_registered_order_end_to_end(realdata, tmp_path, monkeypatch, capsys):
-    """search -> select -> test -> confirm -> report on a generated archive: test refuses to
-    run before the selections are frozen, and again once the trials changed."""
+    """search -> select -> test -> confirm -> social -> report on a generated archive (with
+    friendships): test refuses to run before the selections are frozen, and again once the
+    trials changed."""
     from mp2v4rec.datasets.synthetic import write_synthetic_kuairec
 
     archive = tmp_path / "synthetic.zip"
@@ -105,17 +106,24 @@ def test_the_pre_registered_order_end_to_end(realdata, tmp_path, monkeypatch, ca
 
     def run(*args):
         argv = ["realdata.py", "--budget", "4", "--seeds", "0", "1", "--resplits", "1",
-                "--methods", "itemknn", "ease", "--threads", "1", *args]  # fmt: skip
+                "--methods", "itemknn", "ease", "mp2v", "--threads", "1", *args]  # fmt: skip
         monkeypatch.setattr(sys, "argv", argv)
         return realdata.main()
 
     with pytest.raises(SystemExit, match="run the select stage first"):
         run("--stages", "search", "test")
-    assert run("--stages", "select", "test", "confirm", "report") == 0
+    assert run("--stages", "select", "test", "confirm", "social", "report") == 0
     frozen = json.loads((tmp_path / "realdata_selected.json").read_text())["movielens"]
-    assert {frozen["chosen"][m]["distinct"] for m in ("itemknn", "ease")} == {4}
+    assert {frozen["chosen"][m]["distinct"] for m in ("itemknn", "ease", "mp2v")} == {4}
     table = pl.read_csv(tmp_path / "realdata.tsv", separator="\t")
-    assert set(table["method"]) == {"itemknn", "ease", "popularity", "random"}
+    arm = "mp2v.gensim" if frozen["chosen"]["mp2v"]["arm"] == "shared" else "mp2v.shared"
+    assert set(table["method"]) == {"itemknn", "ease", "mp2v", arm, "popularity", "random"}
+    social = pl.read_csv(tmp_path / "realdata_social.tsv", separator="\t")
+    # 3 factors x (main effect + 4 within-cell contrasts) x 3 cohorts x 2 splits, one method
+    assert social.height == 3 * 5 * 3 * 2 and set(social["method"]) == {"mp2v"}
+    counts = social.group_by("split", "contrast", "held").agg(pl.col("n_users"))
+    assert all(n[0] == n[1] + n[2] for n in counts["n_users"])  # cohorts split the users
+    assert (social["p_holm"] >= social["p_value"]).all()
     assert table["split1_n_users"].null_count() == 0  # every choice scored on the fresh split
     assert (table["split0_recall_low"] <= table["split0_recall@50"]).all()
     tests = pl.read_csv(tmp_path / "realdata_tests.tsv", separator="\t")
@@ -125,9 +133,33 @@ def test_the_pre_registered_order_end_to_end(realdata, tmp_path, monkeypatch, ca
     pairs = tests.filter(metric="recall", split=0).select("a", "b").rows()
     assert len({frozenset(p) for p in pairs}) == len(pairs)  # no comparison twice
     search = pl.read_csv(tmp_path / "realdata_search.tsv", separator="\t")
-    assert search.height == 8 and not np.isnan(search["valid_recall"].to_numpy()).any()
+    assert search.height == 12 and not np.isnan(search["valid_recall"].to_numpy()).any()
     # a search changed after the selections were frozen: test refuses until select runs again
     with (tmp_path / "work/trials-movielens.jsonl").open("a") as f:
         f.write(json.dumps(json.loads(f"{search.row(0, named=True)['overrides']}")) + "\n")
     with pytest.raises(SystemExit, match="run the select stage first"):
         run("--stages", "test")
+
+
+def test_social_contrasts_pair_cells_that_differ_in_one_factor(realdata):
+    """Per method and factor: one main effect (the four cells of each level) and four
+    within-cell contrasts, each pairing two cells that differ in that factor only."""
+    report = importlib.import_module("realdata_report")
+    base = {"method": "mp2v", "arm": "gensim", "overrides": {"dim": 32}}
+    chosen = {"mp2v": base, "rmp2v": base | {"method": "rmp2v"}}
+    cells = dict(realdata.social_cells(chosen))
+    assert len(cells) == 16
+    contrasts = report.social_contrasts(cells)
+    assert len(contrasts) == 2 * 3 * (1 + 4)
+    for method, factor, held, high, low in contrasts:
+        low_value, high_value = realdata.SOCIAL_GRID[factor]
+        assert all(cells[c]["overrides"][factor] == high_value for c in high)
+        assert all(cells[c]["overrides"][factor] == low_value for c in low)
+        assert all(c.startswith(method + ".") for c in high + low)
+        if held == "averaged over the others":
+            assert len(high) == len(low) == 4 and not set(high) & set(low)
+        else:
+            assert len(high) == len(low) == 1
+            a, b = cells[high[0]]["overrides"], cells[low[0]]["overrides"]
+            assert {k for k in a if a[k] != b[k]} == {factor}
+            assert held == ", ".join(f"{k} {a[k]}" for k in realdata.SOCIAL_GRID if k != factor)
