@@ -1,0 +1,166 @@
+"""The README's real-data tables, written by the report stage to ``realdata_tables.md`` from the
+rows of ``realdata.tsv``, ``realdata_tests.tsv`` and ``realdata_social.tsv``: the README quotes
+these tables verbatim (tests/test_realdata_readme.py checks it), so no number is typed by hand.
+
+Holm-adjusted p-values print with two significant digits; one that rests on a sign-flip p-value
+at the test's floor (or on the Holm step of one) is only an upper bound and prints as "≤ x",
+rounded up.
+"""
+
+from __future__ import annotations
+
+import math
+
+NAMES = {
+    "ials": "iALS", "ease": "EASE", "userknn": "UserKNN", "w2v": "W2V", "itemknn": "ItemKNN",
+    "rp3b": "RP3β", "ultragcn": "UltraGCN", "mp2v": "MP2V", "rmp2v": "R-MP2V",
+    "popularity": "popularity", "random": "random",
+}  # fmt: skip
+ARMS = {"gensim": "gensim", "shared": "one-table"}
+WALK = ("mp2v", "rmp2v")
+SPLITS = ("selection split", "fresh split 1", "fresh split 2")
+
+
+def name(label: str) -> str:
+    method, _, arm = label.partition(".")
+    return NAMES[method] + (f", {ARMS[arm]} trainer" if arm else "")
+
+
+def ceil2(x: float) -> float:
+    """``x`` rounded up to two significant digits (a bound stays a bound)."""
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return math.ceil(x / step - 1e-9) * step
+
+
+def p_text(row: dict) -> str:
+    if row.get("p_holm") is None:
+        return "n/a"
+    if row["p_holm_bound"]:
+        return f"≤ {ceil2(row['p_holm']):.2g}"
+    return f"{row['p_holm']:.2g}"
+
+
+def num(x, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def configurations(row: dict, rows: list[dict]) -> str:
+    """How many distinct configurations the choice came from, as the README words it."""
+    method, _, arm = row["method"].partition(".")
+    if row["distinct"] == 0:
+        return "–"
+    if arm:
+        return f"(its {row['distinct']})"
+    if method in WALK:
+        per_arm = {r["method"].partition(".")[2]: r["distinct"] for r in rows
+                   if r["method"].startswith(method + ".")}  # fmt: skip
+        won = ({"gensim", "shared"} - set(per_arm)).pop()
+        per_arm[won] = row["distinct"] - sum(per_arm.values())
+        return " + ".join(f"{per_arm[a]} {ARMS[a]}" for a in ("gensim", "shared") if a in per_arm)
+    return f"{row['distinct']}" + (" (whole space)" if row["whole_space"] else "")
+
+
+def method_table(rows: list[dict]) -> list[str]:
+    """One dataset's methods, highest selection-split test Recall@50 first."""
+    out = [
+        "| method | configurations | valid R@50 | test R@50 (95 % CI) | NDCG@50 | sd over seeds "
+        "| fresh split 1 | fresh split 2 | × strongest baseline (split 0 / 1 / 2) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: -(r.get("split0_recall@50") or -1.0)):
+        ratios = " / ".join(
+            num(row.get(f"split{s}_ratio_to_strongest_baseline"), 2) for s in range(3)
+        )
+        get = {k: num(v) for k, v in row.items() if isinstance(v, float | type(None))}
+        test = f"{get.get('split0_recall@50', '–')} "
+        test += f"({get.get('split0_recall_low', '–')}–{get.get('split0_recall_high', '–')})"
+        cells = [name(row["method"]), configurations(row, rows), get["valid_recall"], test]
+        cells += [get.get(k, "–") for k in ("split0_ndcg@50", "split0_recall_seed_sd")]
+        cells += [get.get(f"split{s}_recall@50", "–") for s in (1, 2)] + [ratios]
+        out.append(f"| {' | '.join(cells)} |")
+    return out
+
+
+def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> list[str]:
+    """The walk method chosen on validation minus every other method, per split (Holm p)."""
+    walk = [r for r in rows if r["method"] in WALK and r["valid_recall"] is not None]
+    if not walk:
+        return []
+    best = max(walk, key=lambda r: r["valid_recall"])["method"]
+    others = sorted(
+        (r for r in rows if r["method"] not in (*WALK, "random") and "." not in r["method"]),
+        key=lambda r: (r["method"] in ("w2v", "popularity"), r["method"] == "popularity",
+                       -(r.get("split0_recall@50") or -1.0)),
+    )  # fmt: skip
+    out = [f"| {name(best)} − … (Holm p) | {' | '.join(SPLITS)} |", "|---|---|---|---|"]
+    pairs = [(best, r["method"], name(r["method"])) for r in others]
+    pairs.append(("rmp2v", "mp2v", "R-MP2V − MP2V"))
+    for a, b, label in pairs:
+        cells = []
+        for split in range(3):
+            found = [t for t in tests if t["split"] == split and t["metric"] == metric
+                     and t.get("status") == "ok" and {t["a"], t["b"]} == {a, b}]  # fmt: skip
+            if not found:
+                cells.append("–")
+                continue
+            t = found[0]
+            sign = 1 if t["a"] == a else -1
+            cells.append(f"{sign * t['diff']:+.3f} ({p_text(t)})")
+        out.append(f"| {label} | {' | '.join(cells)} |")
+    return out
+
+
+def social_table(social: list[dict]) -> list[str]:
+    """Each factor's main effect per base method and cohort, per split (Holm p)."""
+    main = [r for r in social if r["held"] == "averaged over the others"]
+    if not main:
+        return []
+    out = [
+        f"| base settings | contrast | users | {' | '.join(SPLITS)} | users per split |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = list(dict.fromkeys((r["method"], r["contrast"], r["cohort"]) for r in main))
+    for method, contrast, cohort in keys:
+        key = (method, contrast, cohort)
+        mine = {r["split"]: r for r in main if (r["method"], r["contrast"], r["cohort"]) == key}
+        cells = [
+            f"{mine[s]['diff']:+.3f} ({p_text(mine[s])})" if s in mine else "–" for s in range(3)
+        ]
+        n = " / ".join(str(mine[s]["n_users"]) if s in mine else "–" for s in range(3))
+        out.append(f"| {name(method)} | {contrast} | {cohort} | {' | '.join(cells)} | {n} |")
+    return out
+
+
+def within_cells(social: list[dict]) -> list[str]:
+    """One line: how the within-cell contrasts came out after Holm."""
+    cells = [r for r in social if r["held"] != "averaged over the others" and r.get("p_holm")]
+    if not cells:
+        return []
+    low = [r for r in cells if r["p_holm"] < 0.05]
+    up = sum(r["diff"] > 0 for r in low)
+    return [
+        f"Within-cell contrasts (`realdata_social.tsv`, one factor moved with the other two held): "
+        f"{len(cells)} tests, {len(low)} with Holm p < 0.05 ({up} positive, {len(low) - up} "
+        "negative)."
+    ]
+
+
+def markdown(tables: dict[str, list[dict]]) -> str:
+    """Every dataset's tables, one section each."""
+    parts = []
+    for dataset in dict.fromkeys(r["dataset"] for r in tables["realdata"]):
+        rows = [r for r in tables["realdata"] if r["dataset"] == dataset]
+        tests = [r for r in tables["realdata_tests"] if r["dataset"] == dataset]
+        social = [r for r in tables["realdata_social"] if r["dataset"] == dataset]
+        parts.append(f"## {dataset}\n")
+        for title, lines in (
+            ("Methods (realdata.tsv)", method_table(rows)),
+            ("Paired differences, Recall@50 (realdata_tests.tsv)", tests_table(rows, tests)),
+            ("Paired differences, NDCG@50 (realdata_tests.tsv)", tests_table(rows, tests, "ndcg")),
+            ("Social ablation, main effects on Recall@50 (realdata_social.tsv)",
+             social_table(social)),
+            ("Social ablation, within cells", within_cells(social)),
+        ):  # fmt: skip
+            if lines:
+                parts.append(f"### {title}\n\n" + "\n".join(lines) + "\n")
+    return "\n".join(parts)

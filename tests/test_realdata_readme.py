@@ -1,0 +1,67 @@
+"""The README's real-data tables are the report's (benchmarks/results/realdata_tables.md),
+verbatim; Holm values at the sign-flip floor print as bounds."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        yield importlib.import_module("realdata_report")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def readme_tables(section: str) -> list[str]:
+    """Every markdown table (consecutive lines starting with '|') of a README section."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    tables, current = [], []
+    for line in body.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append("\n".join(current))
+            current = []
+    return tables
+
+
+def test_every_real_data_table_in_the_readme_is_the_reports():
+    generated = (ROOT / "benchmarks/results/realdata_tables.md").read_text()
+    tables = readme_tables("Real data")
+    assert len(tables) >= 2
+    for table in tables:
+        assert table in generated, f"README table not in realdata_tables.md:\n{table[:300]}"
+
+
+def test_holm_values_resting_on_the_floor_are_bounds(report):
+    floor = 1 / 100_001
+    rows = [
+        {"p_value": floor, "p_floor": floor},  # at the floor: 4 x floor, a bound
+        {"p_value": 2e-5, "p_floor": floor},  # measured, 3 x 2e-5 = 6e-5 > 4 x floor
+        {"p_value": 0.3, "p_floor": floor},
+        {"p_value": 0.01, "p_floor": floor},
+        {"status": "missing"},
+    ]
+    out = report.with_holm(rows)
+    assert [r["p_holm"] for r in out[:4]] == pytest.approx([4 * floor, 6e-5, 0.3, 0.02])
+    assert [r["p_holm_bound"] for r in out] == [True, False, False, False, None]
+    tie = report.with_holm([{"p_value": floor, "p_floor": floor}] * 2 + [{"p_value": 1e-5 * 1.5,
+                            "p_floor": floor}])  # fmt: skip
+    # 1 x 1.5e-5 < 2 x floor: Holm's running maximum lifts it to the floor's bound
+    assert [r["p_holm_bound"] for r in tie] == [True, True, True]
+    md = importlib.import_module("realdata_markdown")
+    assert md.p_text({"p_holm": 234 * floor, "p_holm_bound": True}) == "≤ 0.0024"
+    assert md.p_text({"p_holm": 0.0049999, "p_holm_bound": False}) == "0.005"
+    assert md.p_text({"p_holm": 1.0, "p_holm_bound": False}) == "1"
+    assert np.isclose(md.ceil2(0.00234), 0.0024) and np.isclose(md.ceil2(0.0024), 0.0024)
