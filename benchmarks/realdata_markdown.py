@@ -110,6 +110,33 @@ def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> 
     return out
 
 
+def tests_summary(rows: list[dict], tests: list[dict]) -> list[str]:
+    """Per metric: how many of the chosen walk method's differences from a tuned baseline or
+    W2V are negative, and how many of those (and of the positive ones) survive Holm."""
+    walk = [r for r in rows if r["method"] in WALK and r["valid_recall"] is not None]
+    if not walk:
+        return []
+    best = max(walk, key=lambda r: r["valid_recall"])["method"]
+    out = []
+    for metric in ("recall", "ndcg"):
+        diffs = []
+        for t in tests:
+            if t["metric"] != metric or t.get("status") != "ok" or best not in (t["a"], t["b"]):
+                continue
+            other = t["b"] if t["a"] == best else t["a"]
+            if other in (*WALK, "popularity", "random") or "." in other:
+                continue
+            diffs.append((t["diff"] if t["a"] == best else -t["diff"], t["p_holm"]))
+        neg = [p for d, p in diffs if d < 0]
+        pos = [p for d, p in diffs if d > 0]
+        out.append(
+            f"- {metric}: {name(best)} minus a tuned baseline or W2V, {len(diffs)} comparisons "
+            f"(every split): {len(neg)} negative ({sum(p < 0.05 for p in neg)} with Holm p < "
+            f"0.05), {len(pos)} positive ({sum(p < 0.05 for p in pos)} with Holm p < 0.05)."
+        )
+    return out
+
+
 def social_table(social: list[dict]) -> list[str]:
     """Each factor's main effect per base method and cohort, per split (Holm p)."""
     main = [r for r in social if r["held"] == "averaged over the others"]
@@ -157,6 +184,7 @@ def markdown(tables: dict[str, list[dict]]) -> str:
             ("Methods (realdata.tsv)", method_table(rows)),
             ("Paired differences, Recall@50 (realdata_tests.tsv)", tests_table(rows, tests)),
             ("Paired differences, NDCG@50 (realdata_tests.tsv)", tests_table(rows, tests, "ndcg")),
+            ("Paired differences, counted", tests_summary(rows, tests)),
             ("Social ablation, main effects on Recall@50 (realdata_social.tsv)",
              social_table(social)),
             ("Social ablation, within cells", within_cells(social)),
