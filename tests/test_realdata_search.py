@@ -163,3 +163,15 @@ def test_social_contrasts_pair_cells_that_differ_in_one_factor(realdata):
             a, b = cells[high[0]]["overrides"], cells[low[0]]["overrides"]
             assert {k for k in a if a[k] != b[k]} == {factor}
             assert held == ", ".join(f"{k} {a[k]}" for k in realdata.SOCIAL_GRID if k != factor)
+
+
+def test_every_social_cell_validates_at_a_tuned_dimension(realdata):
+    """An init: w2v cell starts from config.yaml's W2V at the cell's own dimension."""
+    config = realdata.study_config()
+    base = {"method": "mp2v", "arm": "gensim", "overrides": {"dim": 32, "window": 3}}
+    other = {"method": "rmp2v", "overrides": {"dim": 32, "window": 5}}
+    cells = realdata.social_cells({"mp2v": base, "rmp2v": base | other})
+    ids = {realdata.entry_id(config, entry) for _, entry in cells}
+    assert len(ids) == 16
+    start = realdata.settings_for(config, "w2v", {"dim": 32})
+    assert start["dim"] == 32 and start["window"] == config["methods"]["w2v"]["window"]
