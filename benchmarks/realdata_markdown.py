@@ -2,14 +2,16 @@
 rows of ``realdata.tsv``, ``realdata_tests.tsv`` and ``realdata_social.tsv``: the README quotes
 these tables verbatim (tests/test_realdata_readme.py checks it), so no number is typed by hand.
 
-Holm-adjusted p-values print with two significant digits; one that rests on a sign-flip p-value
-at the test's floor (or on the Holm step of one) is only an upper bound and prints as "≤ x",
-rounded up.
+Holm-adjusted p-values print with two significant digits (three where two would round across
+0.05); one that rests on sampled sign flips at their floor (``p_holm_bound``) is only an upper
+bound and prints as "≤ x", rounded up. A cell whose runs are missing or failed prints "–", and
+a line under the table says which.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 NAMES = {
     "ials": "iALS", "ease": "EASE", "userknn": "UserKNN", "w2v": "W2V", "itemknn": "ItemKNN",
@@ -18,7 +20,16 @@ NAMES = {
 }  # fmt: skip
 ARMS = {"gensim": "gensim", "shared": "one-table"}
 WALK = ("mp2v", "rmp2v")
-SPLITS = ("selection split", "fresh split 1", "fresh split 2")
+
+
+def split_name(split: int) -> str:
+    return "selection split" if split == 0 else f"fresh split {split}"
+
+
+def splits_of(rows: list[dict]) -> list[int]:
+    """The splits a dataset's rows cover (split 0 first)."""
+    found = {int(m[1]) for r in rows for k in r if (m := re.match(r"split(\d+)_", k))}
+    return sorted(found | {r["split"] for r in rows if isinstance(r.get("split"), int)})
 
 
 def name(label: str) -> str:
@@ -35,9 +46,11 @@ def ceil2(x: float) -> float:
 def p_text(row: dict) -> str:
     if row.get("p_holm") is None:
         return "n/a"
+    p = row["p_holm"]
     if row["p_holm_bound"]:
-        return f"≤ {ceil2(row['p_holm']):.2g}"
-    return f"{row['p_holm']:.2g}"
+        return f"≤ {ceil2(p):.2g}"
+    text = f"{p:.2g}"
+    return text if (float(text) < 0.05) == (p < 0.05) else f"{p:.3g}"
 
 
 def num(x, digits: int = 3) -> str:
@@ -54,31 +67,43 @@ def configurations(row: dict, rows: list[dict]) -> str:
     if method in WALK:
         per_arm = {r["method"].partition(".")[2]: r["distinct"] for r in rows
                    if r["method"].startswith(method + ".")}  # fmt: skip
-        won = ({"gensim", "shared"} - set(per_arm)).pop()
-        per_arm[won] = row["distinct"] - sum(per_arm.values())
+        per_arm[row["arm"]] = row["distinct"] - sum(per_arm.values())
         return " + ".join(f"{per_arm[a]} {ARMS[a]}" for a in ("gensim", "shared") if a in per_arm)
     return f"{row['distinct']}" + (" (whole space)" if row["whole_space"] else "")
 
 
 def method_table(rows: list[dict]) -> list[str]:
-    """One dataset's methods, highest selection-split test Recall@50 first."""
+    """One dataset's methods, highest selection-split test Recall@50 first; a line under it
+    for every choice with failed seeds or runs not made yet."""
+    fresh = [s for s in splits_of(rows) if s > 0]
     out = [
-        "| method | configurations | valid R@50 | test R@50 (95 % CI) | NDCG@50 | sd over seeds "
-        "| fresh split 1 | fresh split 2 | × strongest baseline (split 0 / 1 / 2) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | configurations | valid R@50 | test R@50 (95 % CI) | NDCG@50 | sd over seeds | "
+        + "".join(f"{split_name(s)} | " for s in fresh)
+        + f"× strongest baseline (split {' / '.join(str(s) for s in [0, *fresh])}) |",
+        "|---" * (7 + len(fresh)) + "|",
     ]
+    notes = []
     for row in sorted(rows, key=lambda r: -(r.get("split0_recall@50") or -1.0)):
-        ratios = " / ".join(
-            num(row.get(f"split{s}_ratio_to_strongest_baseline"), 2) for s in range(3)
-        )
         get = {k: num(v) for k, v in row.items() if isinstance(v, float | type(None))}
-        test = f"{get.get('split0_recall@50', '–')} "
-        test += f"({get.get('split0_recall_low', '–')}–{get.get('split0_recall_high', '–')})"
+        ratios = " / ".join(
+            num(row.get(f"split{s}_ratio_to_strongest_baseline"), 2) for s in [0, *fresh]
+        )
+        test = get.get("split0_recall@50", "–")
+        if test != "–":
+            test += f" ({get['split0_recall_low']}–{get['split0_recall_high']})"
         cells = [name(row["method"]), configurations(row, rows), get["valid_recall"], test]
         cells += [get.get(k, "–") for k in ("split0_ndcg@50", "split0_recall_seed_sd")]
-        cells += [get.get(f"split{s}_recall@50", "–") for s in (1, 2)] + [ratios]
+        cells += [get.get(f"split{s}_recall@50", "–") for s in fresh] + [ratios]
         out.append(f"| {' | '.join(cells)} |")
-    return out
+        states = [
+            f"split {s} " + ("not run yet" if failed is None else f"{failed} seed(s) failed")
+            for s in [0, *fresh]
+            if f"split{s}_n_users" not in row
+            for failed in [row.get(f"split{s}_failed_seeds")]
+        ]
+        if states:
+            notes.append(f"{name(row['method'])}: {', '.join(states)}.")
+    return out + ([""] + notes if notes else [])
 
 
 def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> list[str]:
@@ -92,12 +117,14 @@ def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> 
         key=lambda r: (r["method"] in ("w2v", "popularity"), r["method"] == "popularity",
                        -(r.get("split0_recall@50") or -1.0)),
     )  # fmt: skip
-    out = [f"| {name(best)} − … (Holm p) | {' | '.join(SPLITS)} |", "|---|---|---|---|"]
+    splits = splits_of(rows)
+    heads = " | ".join(split_name(s) for s in splits)
+    out = [f"| {name(best)} − … (Holm p) | {heads} |", "|---" * (1 + len(splits)) + "|"]
     pairs = [(best, r["method"], name(r["method"])) for r in others]
     pairs.append(("rmp2v", "mp2v", "R-MP2V − MP2V"))
     for a, b, label in pairs:
         cells = []
-        for split in range(3):
+        for split in splits:
             found = [t for t in tests if t["split"] == split and t["metric"] == metric
                      and t.get("status") == "ok" and {t["a"], t["b"]} == {a, b}]  # fmt: skip
             if not found:
@@ -139,36 +166,42 @@ def tests_summary(rows: list[dict], tests: list[dict]) -> list[str]:
 
 def social_table(social: list[dict]) -> list[str]:
     """Each factor's main effect per base method and cohort, per split (Holm p)."""
-    main = [r for r in social if r["held"] == "averaged over the others"]
+    main = [r for r in social if r["family"] == "main effects"]
     if not main:
         return []
+    splits = splits_of(main)
     out = [
-        f"| base settings | contrast | users | {' | '.join(SPLITS)} | users per split |",
-        "|---|---|---|---|---|---|---|",
+        f"| base settings | contrast | users | {' | '.join(split_name(s) for s in splits)} "
+        "| users per split |",
+        "|---" * (4 + len(splits)) + "|",
     ]
     keys = list(dict.fromkeys((r["method"], r["contrast"], r["cohort"]) for r in main))
     for method, contrast, cohort in keys:
         key = (method, contrast, cohort)
         mine = {r["split"]: r for r in main if (r["method"], r["contrast"], r["cohort"]) == key}
-        cells = [
-            f"{mine[s]['diff']:+.3f} ({p_text(mine[s])})" if s in mine else "–" for s in range(3)
-        ]
-        n = " / ".join(str(mine[s]["n_users"]) if s in mine else "–" for s in range(3))
+        ok = {s: r for s, r in mine.items() if r["status"] == "ok" and r["n_users"]}
+        cells = [f"{ok[s]['diff']:+.3f} ({p_text(ok[s])})" if s in ok else "–" for s in splits]
+        n = " / ".join(str(ok[s]["n_users"]) if s in ok else "–" for s in splits)
         out.append(f"| {name(method)} | {contrast} | {cohort} | {' | '.join(cells)} | {n} |")
-    return out
+    gone = [r for r in main if r["status"] != "ok" and r["cohort"] == "all"]
+    notes = [f"{name(r['method'])} {r['contrast']} on the {split_name(r['split'])}: "
+             f"{r['status']}." for r in gone]  # fmt: skip
+    return out + ([""] + notes if notes else [])
 
 
 def within_cells(social: list[dict]) -> list[str]:
     """One line: how the within-cell contrasts came out after Holm."""
-    cells = [r for r in social if r["held"] != "averaged over the others" and r.get("p_holm")]
-    if not cells:
+    within = [r for r in social if r["family"] == "within cells"]
+    cells = [r for r in within if r.get("p_holm") is not None]
+    if not within:
         return []
     low = [r for r in cells if r["p_holm"] < 0.05]
     up = sum(r["diff"] > 0 for r in low)
     return [
         f"Within-cell contrasts (`realdata_social.tsv`, one factor moved with the other two held): "
-        f"{len(cells)} tests, {len(low)} with Holm p < 0.05 ({up} positive, {len(low) - up} "
-        "negative)."
+        f"{len(cells)} tests (Holm over these), {len(low)} with Holm p < 0.05 ({up} positive, "
+        f"{len(low) - up} negative); {len(within) - len(cells)} not tested (runs missing, or no "
+        "user in the cohort)."
     ]
 
 

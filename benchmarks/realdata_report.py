@@ -23,9 +23,10 @@ the earlier stages wrote: every number the README quotes is in one of them.
 - ``realdata_social.tsv``: the social ablation's paired contrasts (UUV - UV, weighted - uniform,
   W2V - random initialisation) per base method and split, for all users and for users with /
   without a trust link (either direction): each factor's main effect (per user, the mean of
-  the four cells at one level against the four at the other) and its contrast within each
-  setting of the other two factors; Holm-adjusted as one family. (The main effects were added
-  on 2026-12-07, before any social-ablation run existed.)
+  the four cells at one level against the four at the other; the primary tests, one Holm
+  family) and its contrast within each setting of the other two factors (a second family).
+  (The main effects and the two families were decided on 2026-12-07, before any
+  social-ablation run existed.)
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from realdata import (
 )
 from realdata_markdown import markdown
 
-from mp2v4rec.stats import bootstrap_ci, holm, paired_test
+from mp2v4rec.stats import bootstrap_ci, holm, holm_bounds, paired_test
 
 METRICS = ("recall", "ndcg")
 
@@ -98,6 +99,7 @@ def method_rows(dataset, chosen, config, seeds, splits, social, trials) -> list[
         row = {
             "dataset": dataset,
             "method": label,
+            "arm": entry["arm"],
             "distinct": entry["distinct"],
             "failed": entry.get("failed", 0),
             "whole_space": whole_space(config, method, social, tried),
@@ -199,37 +201,43 @@ def friends_of(data) -> np.ndarray:
     return np.union1d(data.social["user"].to_numpy(), data.social["friend"].to_numpy())
 
 
+MAIN = "averaged over the others"  # the ``held`` of a main effect
+COHORTS = ("all", "with a trust link", "without")
+
+
 def social_rows(dataset, chosen, config, seeds, splits, parts) -> list[dict]:
     """Paired contrasts of each social factor per split and cohort: its main effect (every
-    user's recall averaged over the four cells at each level of the factor) and the contrast
-    within each setting of the other two factors."""
+    user's recall averaged over the four cells at each level of the factor; Holm family "main
+    effects") and the contrast within each setting of the other two factors (family "within
+    cells"). A contrast with a cell not run yet or failed is a row with that status."""
     cells = dict(social_cells(chosen))
     rows = []
     for split in splits:
-        runs = {}
-        for label, entry in cells.items():
-            r = load_runs(dataset, split, "social." + label, entry, config, seeds)
-            if r is not None and not r["failed"]:
-                runs[label] = r
-        if not runs:
-            continue
-        friends = friends_of(split_data(dataset, split, parts))
+        runs = {lab: load_runs(dataset, split, "social." + lab, e, config, seeds)
+                for lab, e in cells.items()}  # fmt: skip
+        friends = None
         for method, factor, held, high, low in social_contrasts(cells):
-            if not all(lab in runs for lab in high + low):
+            family = "main effects" if held == MAIN else "within cells"
+            head = {"dataset": dataset, "split": split, "method": method,
+                    "contrast": f"{factor}: {SOCIAL_GRID[factor][1]} - {SOCIAL_GRID[factor][0]}",
+                    "held": held, "family": family}  # fmt: skip
+            gone = [lab for lab in high + low if runs[lab] is None or runs[lab]["failed"]]
+            if gone:
+                status = "failed" if any(runs[lab] is not None for lab in gone) else "missing"
+                rows += [head | {"cohort": c, "status": f"{status}: {len(gone)} cells"}
+                         for c in COHORTS]  # fmt: skip
                 continue
             users = runs[high[0]]["users"]
             if any(not np.array_equal(runs[lab]["users"], users) for lab in high + low):
                 raise RuntimeError(f"{dataset} split {split}: social cells scored other users")
+            if friends is None:
+                friends = friends_of(split_data(dataset, split, parts))
             x = np.mean([runs[lab]["recall"].mean(axis=0) for lab in high], axis=0)
             y = np.mean([runs[lab]["recall"].mean(axis=0) for lab in low], axis=0)
             linked = np.isin(users, friends)
-            head = {"dataset": dataset, "split": split, "method": method,
-                    "contrast": f"{factor}: {SOCIAL_GRID[factor][1]} - {SOCIAL_GRID[factor][0]}",
-                    "held": held}  # fmt: skip
-            for cohort, keep in (("all", np.ones_like(linked)), ("with a trust link", linked),
-                                 ("without", ~linked)):  # fmt: skip
+            for cohort, keep in zip(COHORTS, (np.ones_like(linked), linked, ~linked), strict=True):
                 t = paired_test(x[keep], y[keep], n_boot=10_000, n_flips=FLIPS)
-                rows.append(head | {"cohort": cohort,
+                rows.append(head | {"cohort": cohort, "status": "ok",
                                     "high": float(x[keep].mean()) if keep.any() else None,
                                     "low": float(y[keep].mean()) if keep.any() else None,
                                     "diff": t["diff"], "diff_low": t["low"],
@@ -240,8 +248,8 @@ def social_rows(dataset, chosen, config, seeds, splits, parts) -> list[dict]:
 
 def social_contrasts(cells: dict) -> list[tuple[str, str, str, list[str], list[str]]]:
     """(method, factor, held, high cells, low cells) of every contrast: per method and factor
-    the main effect (held "averaged over the others", four cells a side), then one contrast per
-    setting of the other two factors (one cell a side)."""
+    the main effect (held ``MAIN``, four cells a side), then one contrast per setting of the
+    other two factors (one cell a side)."""
     out = []
     levels = {}
     for label in cells:
@@ -251,7 +259,7 @@ def social_contrasts(cells: dict) -> list[tuple[str, str, str, list[str], list[s
         mine = {lab: lev for lab, (m, lev) in levels.items() if m == method}
         for factor, (low, high) in SOCIAL_GRID.items():
             side = {v: [lab for lab, lev in mine.items() if lev[factor] == v] for v in (low, high)}
-            out.append((method, factor, "averaged over the others", side[high], side[low]))
+            out.append((method, factor, MAIN, side[high], side[low]))
             for lab in side[high]:
                 other = mine[lab] | {factor: low}
                 match = [o for o, lev in mine.items() if lev == other]
@@ -275,18 +283,20 @@ def time_rows(dataset: str, trials: Trials) -> list[dict]:
     ]  # fmt: skip
 
 
-def with_holm(rows: list[dict]) -> list[dict]:
-    """Holm over every row with a p-value (one family). ``p_holm_bound``: the adjusted value
-    rests on a p-value at the sign-flip floor (its own, or a smaller one's through Holm's
-    running maximum), so it is an upper bound, not a measurement."""
-    p = np.array([r.get("p_value", np.nan) for r in rows], dtype=float)
-    floor = np.array([r.get("p_floor", np.nan) for r in rows], dtype=float)
-    adjusted = holm(p)
-    at_floor = p <= floor * (1 + 1e-9)
-    reach = adjusted[at_floor].max() if at_floor.any() else -1.0
-    for row, value in zip(rows, adjusted, strict=True):
-        row["p_holm"] = None if np.isnan(value) else float(value)
-        row["p_holm_bound"] = None if np.isnan(value) else bool(value <= reach * (1 + 1e-9))
+def with_holm(rows: list[dict], family: str | None = None) -> list[dict]:
+    """Holm over every row with a p-value, one family per value of the ``family`` column (all
+    rows one family without it). ``p_holm_bound``: the adjusted value rests on sampled sign
+    flips at their floor (the row's own p-value or a smaller one's, through Holm's running
+    maximum), so it is an upper bound, not a measurement."""
+    sampled = 1.0 / (FLIPS + 1)  # an exact test's floor (2 / 2^n) is a measured p-value
+    for name in dict.fromkeys(r.get(family) for r in rows):
+        mine = [r for r in rows if r.get(family) == name]
+        p = np.array([r.get("p_value", np.nan) for r in mine], dtype=float)
+        floor = np.array([r.get("p_floor", np.nan) for r in mine], dtype=float)
+        censored = (p <= floor * (1 + 1e-9)) & np.isclose(floor, sampled, rtol=1e-9, atol=0)
+        for row, value, bound in zip(mine, holm(p), holm_bounds(p, censored), strict=True):
+            row["p_holm"] = None if np.isnan(value) else float(value)
+            row["p_holm_bound"] = None if np.isnan(value) else bool(bound)
     return rows
 
 
@@ -326,8 +336,8 @@ def report(frozen: dict, args, out) -> None:
             tables["realdata_social"] += social_rows(
                 dataset, chosen, config, args.seeds, splits, parts
             )
-    for name in ("realdata_tests", "realdata_social"):
-        tables[name] = with_holm(tables[name])
+    tables["realdata_tests"] = with_holm(tables["realdata_tests"])
+    tables["realdata_social"] = with_holm(tables["realdata_social"], family="family")
     (out / "realdata_tables.md").write_text(markdown(tables))
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, float_precision=4):
         for name, rows in tables.items():

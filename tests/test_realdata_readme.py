@@ -4,6 +4,7 @@ verbatim; Holm values at the sign-flip floor print as bounds."""
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -22,30 +23,60 @@ def report():
         sys.path.remove(str(ROOT / "benchmarks"))
 
 
-def readme_tables(section: str) -> list[str]:
-    """Every markdown table (consecutive lines starting with '|') of a README section."""
-    text = (ROOT / "README.md").read_text()
-    body = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+DATASETS = {"movielens": "MovieLens", "ciaodvd": "CiaoDVD"}
+
+
+def blocks(text: str) -> tuple[list[str], list[str]]:
+    """The markdown tables (consecutive lines starting with '|', whole) and bullet lines."""
     tables, current = [], []
-    for line in body.splitlines() + [""]:
+    for line in text.splitlines() + [""]:
         if line.startswith("|"):
             current.append(line)
         elif current:
             tables.append("\n".join(current))
             current = []
-    return tables
+    return tables, [line for line in text.splitlines() if line.startswith("- ")]
+
+
+def readme_sections() -> dict[str, str]:
+    """Dataset -> the text of its subsection of the README's real-data section."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split("\n## Real data", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for part in body.split("\n### ")[1:]:
+        for dataset, shown in DATASETS.items():
+            if part.startswith(shown):
+                out[dataset] = part
+    return out
+
+
+def generated_sections() -> dict[str, str]:
+    text = (ROOT / "benchmarks/results/realdata_tables.md").read_text()
+    parts = re.split(r"^## ", text, flags=re.M)[1:]
+    return {part.split("\n", 1)[0]: part for part in parts}
 
 
 def test_every_real_data_table_in_the_readme_is_the_reports():
-    generated = (ROOT / "benchmarks/results/realdata_tables.md").read_text()
-    tables = readme_tables("Real data")
-    assert len(tables) >= 2
-    for table in tables:
-        assert table in generated, f"README table not in realdata_tables.md:\n{table[:300]}"
+    """Each dataset subsection's tables are whole tables of that dataset's generated section
+    (a truncated or misplaced table fails), its methods table is there, and its counted
+    bullets are the report's."""
+    readme, generated = readme_sections(), generated_sections()
+    assert "movielens" in readme
+    for dataset, text in readme.items():
+        tables, bullets = blocks(text)
+        made_tables, made_bullets = blocks(generated.get(dataset, ""))
+        for table in tables:
+            assert table in made_tables, f"{dataset}: README table not in the report's:\n{table}"
+        if made_tables:
+            assert made_tables[0] in tables, f"{dataset}: the methods table is not in the README"
+        for bullet in (b for b in bullets if b.startswith(("- recall:", "- ndcg:"))):
+            assert bullet in made_bullets, f"{dataset}: {bullet}"
 
 
 def test_holm_values_resting_on_the_floor_are_bounds(report):
-    floor = 1 / 100_001
+    floor = 1 / 100_001  # sampled flips (an exact test's floor, 2 / 2^n, is a measurement)
+    exact = {"p_value": 2 / 2**10, "p_floor": 2 / 2**10, "family": "b"}
+    assert report.with_holm([exact], family="family")[0]["p_holm_bound"] is False
     rows = [
         {"p_value": floor, "p_floor": floor},  # at the floor: 4 x floor, a bound
         {"p_value": 2e-5, "p_floor": floor},  # measured, 3 x 2e-5 = 6e-5 > 4 x floor

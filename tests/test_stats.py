@@ -13,6 +13,7 @@ from mp2v4rec.stats import (
     bootstrap_ci,
     format_p,
     holm,
+    holm_bounds,
     paired_test,
     sign_flip_test,
     summarise,
@@ -169,3 +170,17 @@ def test_format_p_never_reports_below_the_floor():
     assert format_p(1 / 100_001, 1 / 100_001) == "< 1.0e-05"
     assert format_p(0.25, 0.25) == "<= 0.25"
     assert format_p(0.0123, 1e-5) == "0.0123"
+
+
+def test_holm_bounds_follow_the_running_maximum():
+    """Sorted p: 1e-5 (censored) x 4 = 4e-5; 2e-5 x 3 = 6e-5 (measured, above); 0.01 x 2;
+    0.3. Then a censored floor whose Holm term outweighs a measured one behind it, and an
+    exact floor (not censored) that is a measurement."""
+    p = [0.3, 1e-5, 0.01, 2e-5, np.nan]
+    got = holm_bounds(p, [False, True, False, False, False])
+    assert got.tolist() == [False, True, False, False, False]
+    # 1e-5 x 3 = 3e-5 > 1.5e-5 x 2 = 3e-5? equal: a measured term holds the maximum
+    assert holm_bounds([1e-5, 1.5e-5, 0.5], [True, False, False]).tolist() == [True, False, False]
+    # 1e-5 x 3 = 3e-5 > 1.2e-5 x 2 = 2.4e-5: the second value is the first's bound
+    assert holm_bounds([1e-5, 1.2e-5, 0.5], [True, False, False]).tolist() == [True, True, False]
+    assert not holm_bounds([0.25, 0.5], [False, False]).any()  # exact tests: measured

@@ -158,6 +158,24 @@ def holm(p_values) -> np.ndarray:
     return out
 
 
+def holm_bounds(p_values, censored) -> np.ndarray:
+    """Which of :func:`holm`'s adjusted values are only upper bounds: ``censored`` marks
+    p-values that are bounds themselves (a sampled test at its floor: the true p may be
+    smaller). An adjusted value is a running maximum over the smaller p-values; it is a bound
+    when every term reaching that maximum is censored (a measured term equal to it would hold
+    it there). NaN entries give False."""
+    p = np.asarray(p_values, dtype=np.float64)
+    censored = np.asarray(censored, dtype=bool)
+    out = np.zeros(p.shape, dtype=bool)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    terms = np.minimum(p[order] * (order.size - np.arange(order.size)), 1.0)
+    reached = np.maximum.accumulate(terms)
+    measured = np.maximum.accumulate(np.where(censored[order], -np.inf, terms))
+    out[order] = measured < reached * (1 - 1e-12)
+    return out
+
+
 def format_p(p: float, floor: float) -> str:
     """A p-value as text: ``"< floor"`` when it is at the test's floor (it was not measured
     below it), else three significant digits."""
