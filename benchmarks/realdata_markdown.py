@@ -106,12 +106,17 @@ def method_table(rows: list[dict]) -> list[str]:
     return out + ([""] + notes if notes else [])
 
 
+def chosen_walk(rows: list[dict]) -> str | None:
+    """The MP2V-kind method with the highest validation recall (None before any is chosen)."""
+    walk = [r for r in rows if r["method"] in WALK and r["valid_recall"] is not None]
+    return max(walk, key=lambda r: r["valid_recall"])["method"] if walk else None
+
+
 def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> list[str]:
     """The walk method chosen on validation minus every other method, per split (Holm p)."""
-    walk = [r for r in rows if r["method"] in WALK and r["valid_recall"] is not None]
-    if not walk:
+    best = chosen_walk(rows)
+    if best is None:
         return []
-    best = max(walk, key=lambda r: r["valid_recall"])["method"]
     others = sorted(
         (r for r in rows if r["method"] not in (*WALK, "random") and "." not in r["method"]),
         key=lambda r: (r["method"] in ("w2v", "popularity"), r["method"] == "popularity",
@@ -140,10 +145,9 @@ def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> 
 def tests_summary(rows: list[dict], tests: list[dict]) -> list[str]:
     """Per metric: how many of the chosen walk method's differences from a tuned baseline or
     W2V are negative, and how many of those (and of the positive ones) survive Holm."""
-    walk = [r for r in rows if r["method"] in WALK and r["valid_recall"] is not None]
-    if not walk:
+    best = chosen_walk(rows)
+    if best is None:
         return []
-    best = max(walk, key=lambda r: r["valid_recall"])["method"]
     out = []
     for metric in ("recall", "ndcg"):
         diffs = []

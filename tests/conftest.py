@@ -1,5 +1,9 @@
 """Shared pytest settings and fixtures."""
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 
 
@@ -17,3 +21,14 @@ def no_proxy(monkeypatch):
         monkeypatch.delenv(var.upper(), raising=False)
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
+
+
+@pytest.fixture(scope="module")
+def benchmark_import():
+    """``importlib.import_module`` with ``benchmarks/`` on the path (its scripts by name)."""
+    path = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, path)
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(path)

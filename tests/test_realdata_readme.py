@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def report():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        yield importlib.import_module("realdata_report")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+def report(benchmark_import):
+    return benchmark_import("realdata_report")
 
 
 DATASETS = {"movielens": "MovieLens", "ciaodvd": "CiaoDVD"}

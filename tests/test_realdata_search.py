@@ -17,12 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def realdata():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        yield importlib.import_module("realdata")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+def realdata(benchmark_import):
+    return benchmark_import("realdata")
 
 
 def fake_recall(data, config, method, overrides, threads):
