@@ -187,10 +187,14 @@ def social_table(social: list[dict]) -> list[str]:
         cells = [f"{ok[s]['diff']:+.3f} ({p_text(ok[s])})" if s in ok else "–" for s in splits]
         n = " / ".join(str(ok[s]["n_users"]) if s in ok else "–" for s in splits)
         out.append(f"| {name(method)} | {contrast} | {cohort} | {' | '.join(cells)} | {n} |")
+    tested = sum(r.get("p_holm") is not None for r in main)
+    family = [f"Holm over the {tested} main-effect tests measured, of {len(main)} when every run "
+              "is in (a row with no user in its cohort is not a test); a partial family's "
+              "adjusted values can only rise as it fills."]  # fmt: skip
     gone = [r for r in main if r["status"] != "ok" and r["cohort"] == "all"]
     notes = [f"{name(r['method'])} {r['contrast']} on the {split_name(r['split'])}: "
              f"{r['status']}." for r in gone]  # fmt: skip
-    return out + ([""] + notes if notes else [])
+    return out + [""] + family + ([""] + notes if notes else [])
 
 
 def within_cells(social: list[dict]) -> list[str]:

@@ -91,3 +91,23 @@ def test_holm_values_resting_on_the_floor_are_bounds(report):
     assert md.p_text({"p_holm": 0.0049999, "p_holm_bound": False}) == "0.005"
     assert md.p_text({"p_holm": 1.0, "p_holm_bound": False}) == "1"
     assert np.isclose(md.ceil2(0.00234), 0.0024) and np.isclose(md.ceil2(0.0024), 0.0024)
+
+
+def test_social_table_says_how_much_of_its_holm_family_is_measured():
+    """A partial ablation's table names the tests its Holm values were adjusted over and the
+    family's full size; a missing cell is a note, not a silent gap."""
+    md = importlib.import_module("realdata_markdown")
+    head = {"family": "main effects", "method": "mp2v", "contrast": "metapath: UUV - UV"}
+    rows = [
+        head | {"split": 0, "cohort": "all", "status": "ok", "n_users": 400, "diff": 0.01,
+                "p_holm": 0.02, "p_holm_bound": False},
+        head | {"split": 0, "cohort": "with a trust link", "status": "ok", "n_users": 90,
+                "diff": -0.002, "p_holm": 0.5, "p_holm_bound": False},
+        head | {"split": 0, "cohort": "without", "status": "ok", "n_users": 0, "diff": None,
+                "p_holm": None, "p_holm_bound": None},
+        head | {"split": 1, "cohort": "all", "status": "missing: 8 cells"},
+    ]  # fmt: skip
+    text = "\n".join(md.social_table(rows))
+    assert "| MP2V | metapath: UUV - UV | all | +0.010 (0.02) | – | 400 / – |" in text
+    assert "Holm over the 2 main-effect tests measured, of 4 when every run is in" in text
+    assert "MP2V metapath: UUV - UV on the fresh split 1: missing: 8 cells." in text
