@@ -190,7 +190,7 @@ def social_table(social: list[dict]) -> list[str]:
     tested = sum(r.get("p_holm") is not None for r in main)
     family = [f"Holm over the {tested} main-effect tests measured, of {len(main)} when every run "
               "is in (a row with no user in its cohort is not a test); a partial family's "
-              "adjusted values can only rise as it fills."]  # fmt: skip
+              "adjusted values can never fall as it fills."]  # fmt: skip
     gone = [r for r in main if r["status"] != "ok" and r["cohort"] == "all"]
     notes = [f"{name(r['method'])} {r['contrast']} on the {split_name(r['split'])}: "
              f"{r['status']}." for r in gone]  # fmt: skip
