@@ -93,10 +93,10 @@ def test_holm_values_resting_on_the_floor_are_bounds(report):
     assert np.isclose(md.ceil2(0.00234), 0.0024) and np.isclose(md.ceil2(0.0024), 0.0024)
 
 
-def test_social_table_says_how_much_of_its_holm_family_is_measured():
+def test_social_table_says_how_much_of_its_holm_family_is_measured(benchmark_import):
     """A partial ablation's table names the tests its Holm values were adjusted over and the
     family's full size; a missing cell is a note, not a silent gap."""
-    md = importlib.import_module("realdata_markdown")
+    md = benchmark_import("realdata_markdown")
     head = {"family": "main effects", "method": "mp2v", "contrast": "metapath: UUV - UV"}
     rows = [
         head | {"split": 0, "cohort": "all", "status": "ok", "n_users": 400, "diff": 0.01,
