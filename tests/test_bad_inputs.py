@@ -30,7 +30,7 @@ from mp2v4rec.config import validate_config
 from mp2v4rec.datasets.events import preprocess_events
 from mp2v4rec.datasets.kuairec import preprocess_kuairec
 from mp2v4rec.download import fetch_archive
-from mp2v4rec.io import InputError, write_parquet
+from mp2v4rec.io import InputError, atomic_path, write_parquet
 from mp2v4rec.models import load_embeddings, save_embeddings
 from mp2v4rec.recommend import recommend_top_k, recs_frame
 
@@ -610,3 +610,17 @@ def test_a_split_without_held_out_pairs_is_refused_before_anything_is_written(tm
     with pytest.raises(InputError, match=r"data: the valid split holds no held-out positive"):
         common.Prepared(**empty, stats={}).write(tmp_path / "data", require_held_out=True)
     assert not (tmp_path / "data").exists()
+
+
+def test_a_write_removes_the_temporary_file_a_killed_writer_left(tmp_path):
+    """SIGKILL leaves atomic_path's temporary file behind; the next write of that output removes
+    it, and leaves other outputs' temporary files alone."""
+    out = tmp_path / "shard0.txt"
+    left = tmp_path / ".shard0.txt.k1ll3d_x.tmp.txt"  # what a killed writer of out leaves
+    other = tmp_path / ".shard1.txt.k1ll3d_x.tmp.txt"  # a different output's
+    left.write_text("half a walk")
+    other.write_text("half a walk")
+    with atomic_path(out) as tmp:
+        tmp.write_text("a whole walk\n")
+    assert out.read_text() == "a whole walk\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, out.name]

@@ -7,6 +7,7 @@ so an interrupted job never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import numbers
@@ -39,12 +40,18 @@ def check_int(name: str, value, minimum: int = 1) -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    A writer killed outright (SIGKILL, a node lost) cannot remove its temporary file; the next
+    write of the same ``path`` removes such leftovers first. One job writes a given output at a
+    time (Snakemake locks its outputs), so a leftover is never another writer's live file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or ".tmp" + path.suffix, dir=path.parent
-    )
+    prefix, suffix = f".{path.name}.", suffix or ".tmp" + path.suffix
+    for stale in path.parent.glob(glob.escape(prefix) + "?" * 8 + glob.escape(suffix)):
+        stale.unlink(missing_ok=True)  # mkstemp's names: prefix, 8 random characters, suffix
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
