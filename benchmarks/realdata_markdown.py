@@ -2,8 +2,8 @@
 rows of ``realdata.tsv``, ``realdata_tests.tsv`` and ``realdata_social.tsv``: the README quotes
 these tables verbatim (tests/test_realdata_readme.py checks it), so no number is typed by hand.
 
-Holm-adjusted p-values print with two significant digits (three where two would round across
-0.05); one that rests on sampled sign flips at their floor (``p_holm_bound``) is only an upper
+Holm-adjusted p-values print with two significant digits, trailing zero kept (three where two
+would round across 0.05); one that rests on sampled sign flips at their floor (``p_holm_bound``) is only an upper
 bound and prints as "≤ x", rounded up. A cell whose runs are missing or failed prints "–", and
 a line under the table says which.
 """
@@ -48,9 +48,17 @@ def p_text(row: dict) -> str:
         return "n/a"
     p = row["p_holm"]
     if row["p_holm_bound"]:
-        return f"≤ {ceil2(p):.2g}"
-    text = f"{p:.2g}"
-    return text if (float(text) < 0.05) == (p < 0.05) else f"{p:.3g}"
+        return f"≤ {ceil2(p):#.2g}"
+    if p >= 0.995:
+        return "1"  # Holm's cap, or as near it as two digits tell
+    text = f"{p:#.2g}"  # '#' keeps a trailing zero: 0.10, not 0.1
+    return text if (float(text) < 0.05) == (p < 0.05) else f"{p:#.3g}"
+
+
+def diff_text(x: float) -> str:
+    """A signed difference to three decimals; one that rounds to zero prints unsigned."""
+    text = f"{x:+.3f}"
+    return "0.000" if float(text) == 0 else text
 
 
 def num(x, digits: int = 3) -> str:
@@ -137,7 +145,7 @@ def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> 
                 continue
             t = found[0]
             sign = 1 if t["a"] == a else -1
-            cells.append(f"{sign * t['diff']:+.3f} ({p_text(t)})")
+            cells.append(f"{diff_text(sign * t['diff'])} ({p_text(t)})")
         out.append(f"| {label} | {' | '.join(cells)} |")
     return out
 
@@ -184,7 +192,7 @@ def social_table(social: list[dict]) -> list[str]:
         key = (method, contrast, cohort)
         mine = {r["split"]: r for r in main if (r["method"], r["contrast"], r["cohort"]) == key}
         ok = {s: r for s, r in mine.items() if r["status"] == "ok" and r["n_users"]}
-        cells = [f"{ok[s]['diff']:+.3f} ({p_text(ok[s])})" if s in ok else "–" for s in splits]
+        cells = [f"{diff_text(ok[s]['diff'])} ({p_text(ok[s])})" if s in ok else "–" for s in splits]
         n = " / ".join(str(ok[s]["n_users"]) if s in ok else "–" for s in splits)
         out.append(f"| {name(method)} | {contrast} | {cohort} | {' | '.join(cells)} | {n} |")
     tested = sum(r.get("p_holm") is not None for r in main)

@@ -88,8 +88,11 @@ def test_holm_values_resting_on_the_floor_are_bounds(report):
     assert [r["p_holm_bound"] for r in tie] == [True, True, True]
     md = importlib.import_module("realdata_markdown")
     assert md.p_text({"p_holm": 234 * floor, "p_holm_bound": True}) == "≤ 0.0024"
-    assert md.p_text({"p_holm": 0.0049999, "p_holm_bound": False}) == "0.005"
+    assert md.p_text({"p_holm": 0.0049999, "p_holm_bound": False}) == "0.0050"
+    assert md.p_text({"p_holm": 0.104, "p_holm_bound": False}) == "0.10"  # not "0.1"
+    assert md.p_text({"p_holm": 0.0496, "p_holm_bound": False}) == "0.0496"  # not "0.050"
     assert md.p_text({"p_holm": 1.0, "p_holm_bound": False}) == "1"
+    assert [md.diff_text(x) for x in (-0.0002, 0.0114, -0.0138)] == ["0.000", "+0.011", "-0.014"]
     assert np.isclose(md.ceil2(0.00234), 0.0024) and np.isclose(md.ceil2(0.0024), 0.0024)
 
 
@@ -108,6 +111,6 @@ def test_social_table_says_how_much_of_its_holm_family_is_measured(benchmark_imp
         head | {"split": 1, "cohort": "all", "status": "missing: 8 cells"},
     ]  # fmt: skip
     text = "\n".join(md.social_table(rows))
-    assert "| MP2V | metapath: UUV - UV | all | +0.010 (0.02) | – | 400 / – |" in text
+    assert "| MP2V | metapath: UUV - UV | all | +0.010 (0.020) | – | 400 / – |" in text
     assert "Holm over the 2 main-effect tests measured, of 4 when every run is in" in text
     assert "MP2V metapath: UUV - UV on the fresh split 1: missing: 8 cells." in text
