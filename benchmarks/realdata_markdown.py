@@ -3,9 +3,9 @@ rows of ``realdata.tsv``, ``realdata_tests.tsv`` and ``realdata_social.tsv``: th
 these tables verbatim (tests/test_realdata_readme.py checks it), so no number is typed by hand.
 
 Holm-adjusted p-values print with two significant digits, trailing zero kept (three where two
-would round across 0.05); one that rests on sampled sign flips at their floor (``p_holm_bound``) is only an upper
-bound and prints as "≤ x", rounded up. A cell whose runs are missing or failed prints "–", and
-a line under the table says which.
+would round across 0.05); one that rests on sampled sign flips at their floor (``p_holm_bound``)
+is only an upper bound and prints as "≤ x", rounded up. A cell whose runs are missing or failed
+prints "–", and a line under the table says which.
 """
 
 from __future__ import annotations
@@ -192,7 +192,8 @@ def social_table(social: list[dict]) -> list[str]:
         key = (method, contrast, cohort)
         mine = {r["split"]: r for r in main if (r["method"], r["contrast"], r["cohort"]) == key}
         ok = {s: r for s, r in mine.items() if r["status"] == "ok" and r["n_users"]}
-        cells = [f"{diff_text(ok[s]['diff'])} ({p_text(ok[s])})" if s in ok else "–" for s in splits]
+        cells = [f"{diff_text(ok[s]['diff'])} ({p_text(ok[s])})" if s in ok else "–"
+                 for s in splits]  # fmt: skip
         n = " / ".join(str(ok[s]["n_users"]) if s in ok else "–" for s in splits)
         out.append(f"| {name(method)} | {contrast} | {cohort} | {' | '.join(cells)} | {n} |")
     tested = sum(r.get("p_holm") is not None for r in main)
