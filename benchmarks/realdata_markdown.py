@@ -197,9 +197,13 @@ def social_table(social: list[dict]) -> list[str]:
         n = " / ".join(str(ok[s]["n_users"]) if s in ok else "–" for s in splits)
         out.append(f"| {name(method)} | {contrast} | {cohort} | {' | '.join(cells)} | {n} |")
     tested = sum(r.get("p_holm") is not None for r in main)
-    family = [f"Holm over the {tested} main-effect tests measured, of {len(main)} when every run "
-              "is in (a row with no user in its cohort is not a test); a partial family's "
-              "adjusted values can never fall as it fills."]  # fmt: skip
+    if all(r["status"] == "ok" for r in main):
+        family = [f"Holm over all {tested} main-effect tests (a row with no user in its cohort is "
+                  "not a test)."]  # fmt: skip
+    else:
+        family = [f"Holm over the {tested} main-effect tests measured, of {len(main)} when every "
+                  "run is in (a row with no user in its cohort is not a test); a partial family's "
+                  "adjusted values can never fall as it fills."]  # fmt: skip
     gone = [r for r in main if r["status"] != "ok" and r["cohort"] == "all"]
     notes = [f"{name(r['method'])} {r['contrast']} on the {split_name(r['split'])}: "
              f"{r['status']}." for r in gone]  # fmt: skip

@@ -114,3 +114,6 @@ def test_social_table_says_how_much_of_its_holm_family_is_measured(benchmark_imp
     assert "| MP2V | metapath: UUV - UV | all | +0.010 (0.020) | – | 400 / – |" in text
     assert "Holm over the 2 main-effect tests measured, of 4 when every run is in" in text
     assert "MP2V metapath: UUV - UV on the fresh split 1: missing: 8 cells." in text
+    whole = "\n".join(md.social_table(rows[:3]))  # every run in: no "partial" caveat
+    assert "Holm over all 2 main-effect tests (a row with no user" in whole
+    assert "partial" not in whole and "missing" not in whole
