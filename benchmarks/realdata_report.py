@@ -6,7 +6,10 @@ the earlier stages wrote: every number the README quotes is in one of them.
   selection split (split 0) test Recall@50 / NDCG@50 (mean over seeds of the mean over users,
   95 % bootstrap CI over users of the seed-averaged values, the spread over seeds); on each fresh
   split the same mean; the ratio to the strongest baseline of that split (the baseline with the
-  highest *test* recall: the hardest target, not a selection).
+  highest *test* recall: the hardest target, not a selection); per split, the method's Recall@50
+  minus the chosen MP2V-kind method's (``walk``, the higher validation recall of MP2V and
+  R-MP2V) and minus popularity's, with the Holm p of ``realdata_tests.tsv`` (``_bound``: that
+  p is an upper bound), where that comparison is in the pre-registered family.
 - ``realdata_tests.tsv``: the pre-registered paired comparisons, per dataset and split, on
   seed-averaged per-user values of the same users, for Recall@50 and NDCG@50: every method
   against popularity, every MP2V-kind method (MP2V, R-MP2V, their other trainer) against every
@@ -55,7 +58,7 @@ from realdata import (
     split_data,
     study_config,
 )
-from realdata_markdown import markdown
+from realdata_markdown import chosen_walk, markdown, splits_of
 
 from mp2v4rec.stats import bootstrap_ci, holm, holm_bounds, paired_test
 
@@ -300,6 +303,30 @@ def with_holm(rows: list[dict], family: str | None = None) -> list[dict]:
     return rows
 
 
+def with_paired(rows: list[dict], tests: list[dict], metric: str = "recall") -> list[dict]:
+    """``rows`` (realdata.tsv) with, per split, each method minus the chosen walk method and
+    minus popularity: the Holm-adjusted paired tests of ``tests``, signed as named; None where
+    the family has no such comparison (or its runs are missing)."""
+    by_pair = {(t["dataset"], t["split"], frozenset((t["a"], t["b"]))): t for t in tests
+               if t["metric"] == metric and t.get("status") == "ok"}  # fmt: skip
+    out = []
+    for row in rows:
+        mine = [r for r in rows if r["dataset"] == row["dataset"]]
+        walk = chosen_walk(mine)
+        row = row | {"walk": walk}
+        for split in splits_of([row]):
+            for what, other in (("walk", walk), ("popularity", "popularity")):
+                t = by_pair.get((row["dataset"], split, frozenset((row["method"], other))))
+                sign = None if t is None else (1 if t["a"] == row["method"] else -1)
+                row |= {
+                    f"split{split}_{metric}_minus_{what}": None if t is None else sign * t["diff"],
+                    f"split{split}_{metric}_minus_{what}_p_holm": t and t["p_holm"],
+                    f"split{split}_{metric}_minus_{what}_bound": t and t["p_holm_bound"],
+                }
+        out.append(row)
+    return out
+
+
 def write(rows: list[dict], path) -> pl.DataFrame | None:
     if not rows:
         return None
@@ -337,6 +364,7 @@ def report(frozen: dict, args, out) -> None:
                 dataset, chosen, config, args.seeds, splits, parts
             )
     tables["realdata_tests"] = with_holm(tables["realdata_tests"])
+    tables["realdata"] = with_paired(tables["realdata"], tables["realdata_tests"])
     tables["realdata_social"] = with_holm(tables["realdata_social"], family="family")
     (out / "realdata_tables.md").write_text(markdown(tables))
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, float_precision=4):

@@ -123,6 +123,12 @@ def test_the_pre_registered_order_end_to_end(realdata, tmp_path, monkeypatch, ca
     assert table["split1_n_users"].null_count() == 0  # every choice scored on the fresh split
     assert (table["split0_recall_low"] <= table["split0_recall@50"]).all()
     tests = pl.read_csv(tmp_path / "realdata_tests.tsv", separator="\t")
+    walk = table["walk"][0]  # each method's paired difference from the chosen walk method
+    for row in table.filter(pl.col("method").is_in(["itemknn", "ease"])).iter_rows(named=True):
+        t = tests.filter(metric="recall", split=1, a=walk, b=row["method"]).row(0, named=True)
+        assert row["split1_recall_minus_walk"] == pytest.approx(-t["diff"], abs=1e-6)
+        assert row["split1_recall_minus_walk_p_holm"] == pytest.approx(t["p_holm"], abs=1e-6)
+    assert table.filter(method=walk)["split0_recall_minus_walk"].to_list() == [None]
     assert set(tests["split"]) == {0, 1} and set(tests["metric"]) == {"recall", "ndcg"}
     assert (tests["p_value"] >= tests["p_floor"]).all()
     assert (tests["p_holm"] >= tests["p_value"]).all()
