@@ -138,16 +138,20 @@ def tests_table(rows: list[dict], tests: list[dict], metric: str = "recall") -> 
     for a, b, label in pairs:
         cells = []
         for split in splits:
-            found = [t for t in tests if t["split"] == split and t["metric"] == metric
-                     and t.get("status") == "ok" and {t["a"], t["b"]} == {a, b}]  # fmt: skip
-            if not found:
-                cells.append("–")
-                continue
-            t = found[0]
-            sign = 1 if t["a"] == a else -1
-            cells.append(f"{diff_text(sign * t['diff'])} ({p_text(t)})")
+            diff, t = paired(tests, split, metric, a, b)
+            cells.append("–" if t is None else f"{diff_text(diff)} ({p_text(t)})")
         out.append(f"| {label} | {' | '.join(cells)} |")
     return out
+
+
+def paired(tests: list[dict], split: int, metric: str, a: str, b: str) -> tuple:
+    """(a − b, the test row) from the measured paired test of ``a`` and ``b`` in either order;
+    (None, None) when the family has none."""
+    for t in tests:
+        measured = (t["split"], t["metric"], t.get("status")) == (split, metric, "ok")
+        if measured and {t["a"], t["b"]} == {a, b}:
+            return (t["diff"] if t["a"] == a else -t["diff"]), t
+    return None, None
 
 
 def tests_summary(rows: list[dict], tests: list[dict]) -> list[str]:

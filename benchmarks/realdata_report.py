@@ -58,7 +58,7 @@ from realdata import (
     split_data,
     study_config,
 )
-from realdata_markdown import chosen_walk, markdown, splits_of
+from realdata_markdown import chosen_walk, markdown, paired, splits_of
 
 from mp2v4rec.stats import bootstrap_ci, holm, holm_bounds, paired_test
 
@@ -307,19 +307,17 @@ def with_paired(rows: list[dict], tests: list[dict], metric: str = "recall") -> 
     """``rows`` (realdata.tsv) with, per split, each method minus the chosen walk method and
     minus popularity: the Holm-adjusted paired tests of ``tests``, signed as named; None where
     the family has no such comparison (or its runs are missing)."""
-    by_pair = {(t["dataset"], t["split"], frozenset((t["a"], t["b"]))): t for t in tests
-               if t["metric"] == metric and t.get("status") == "ok"}  # fmt: skip
+    datasets = {r["dataset"] for r in rows}
+    walks = {d: chosen_walk([r for r in rows if r["dataset"] == d]) for d in datasets}
     out = []
     for row in rows:
-        mine = [r for r in rows if r["dataset"] == row["dataset"]]
-        walk = chosen_walk(mine)
-        row = row | {"walk": walk}
+        mine = [t for t in tests if t["dataset"] == row["dataset"]]
+        row = row | {"walk": walks[row["dataset"]]}
         for split in splits_of([row]):
-            for what, other in (("walk", walk), ("popularity", "popularity")):
-                t = by_pair.get((row["dataset"], split, frozenset((row["method"], other))))
-                sign = None if t is None else (1 if t["a"] == row["method"] else -1)
+            for what, other in (("walk", row["walk"]), ("popularity", "popularity")):
+                diff, t = paired(mine, split, metric, row["method"], other)
                 row |= {
-                    f"split{split}_{metric}_minus_{what}": None if t is None else sign * t["diff"],
+                    f"split{split}_{metric}_minus_{what}": diff,
                     f"split{split}_{metric}_minus_{what}_p_holm": t and t["p_holm"],
                     f"split{split}_{metric}_minus_{what}_bound": t and t["p_holm_bound"],
                 }
